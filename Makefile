@@ -1,0 +1,70 @@
+# secretsync — the two commands a newcomer needs are `make demo` and `make test`.
+# Both set up what they need: Node 24 (when the system Node is older than 22.19), npm ci, the
+# test bed's Go-built binaries (kube-apiserver, etcd, kubectl, helm, kubeconform) and the moto venv.
+# Caches live outside the repo, in $(CACHE).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CACHE ?= $(or $(SECRETSYNC_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/secretsync)
+export SECRETSYNC_CACHE := $(CACHE)
+NODE24_DIR := $(CACHE)/node
+# @kubernetes/client-node 2.x (undici 8) needs Node >= 22.19; otherwise use a cached Node 24.
+SYSTEM_NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null && echo yes)
+ifneq ($(SYSTEM_NODE_OK),yes)
+export PATH := $(NODE24_DIR)/node_modules/.bin:$(PATH)
+NODE_DEP := $(NODE24_DIR)/node_modules/.bin/node
+endif
+
+.PHONY: help
+help:
+	@echo "make demo      run the whole story on the local test bed"
+	@echo "make test      lint, type-check, unit and integration tests (sets everything up)"
+	@echo "make testbed   start the test bed and print export lines; Ctrl-C stops it"
+	@echo "make build     bundle the controller and the Lambda zip into dist/"
+	@echo "make bench     benchmarks; results in bench/results.json and the README"
+
+$(NODE24_DIR)/node_modules/.bin/node:
+	@echo "System Node is older than 22.19: installing Node 24 into $(NODE24_DIR)"
+	mkdir -p $(NODE24_DIR)
+	npm install --prefix $(NODE24_DIR) --no-audit --no-fund --loglevel=error node@24
+
+node_modules/.package-lock.json: package-lock.json $(NODE_DEP)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: deps testbed-deps
+deps: node_modules/.package-lock.json
+
+testbed-deps:
+	bash e2e/testbed/build-binaries.sh
+	bash e2e/testbed/setup-moto.sh
+
+.PHONY: build
+build: deps
+	npm run build
+
+.PHONY: lint typecheck
+lint: deps
+	npx biome check .
+typecheck: deps
+	npx tsc -p tsconfig.json
+
+.PHONY: test test-unit test-integration
+test: deps testbed-deps build lint typecheck
+	npx vitest run
+
+test-unit: deps
+	npx vitest run --project unit
+
+test-integration: deps testbed-deps build
+	npx vitest run --project integration
+
+.PHONY: testbed demo bench
+testbed: deps testbed-deps build
+	node e2e/testbed/cli.ts
+
+demo: deps testbed-deps build
+	node e2e/demo.ts
+
+bench: deps testbed-deps build
+	node bench/run.ts

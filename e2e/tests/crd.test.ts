@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { INVALID_SECRETSYNCS } from './invalid-secretsyncs.ts';
+import { customObjects, freshNamespace, kubectl } from './support.ts';
+
+const api = { group: 'secretsync.io', version: 'v1alpha1', plural: 'secretsyncs' };
+
+async function create(namespace: string, name: string, spec: unknown) {
+  return customObjects().createNamespacedCustomObject({
+    ...api,
+    namespace,
+    body: { apiVersion: 'secretsync.io/v1alpha1', kind: 'SecretSync', metadata: { name }, ...(spec ? { spec } : {}) },
+  });
+}
+
+/** The API server's message for a refused object (client-node puts the Status in `body`). */
+function messageOf(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  const parsed = typeof body === 'string' ? (JSON.parse(body) as { message?: string }) : (body as { message?: string });
+  return parsed?.message ?? String(err);
+}
+
+describe('the SecretSync CRD on a real API server', () => {
+  it('is served, and kubectl explain shows the field descriptions', async () => {
+    const { stdout } = await kubectl(['explain', 'secretsync.spec']);
+    expect(stdout).toContain('What to sync, where to, and how.');
+    expect(stdout).toMatch(/mergePolicy\s+<string>/);
+    const source = await kubectl(['explain', 'secretsync.spec.source.secretId']);
+    expect(source.stdout).toContain('resolved once to the full ARN with DescribeSecret');
+  });
+
+  it('accepts a minimal SecretSync and fills in the defaults', async () => {
+    const ns = await freshNamespace('crd');
+    const created = (await create(ns, 'db', { source: { secretId: 'prod/db' } })) as {
+      spec: Record<string, unknown>;
+    };
+    expect(created.spec).toEqual({
+      source: { secretId: 'prod/db', versionStage: 'AWSCURRENT' },
+      target: { type: 'Opaque' },
+      mergePolicy: 'Merge',
+      deletionPolicy: 'Retain',
+      resyncInterval: '24h',
+      suspend: false,
+    });
+  });
+
+  it('accepts a full SecretSync with an ARN, mapping and custom stage', async () => {
+    const ns = await freshNamespace('crd');
+    await expect(
+      create(ns, 'full', {
+        source: {
+          secretId: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf',
+          region: 'eu-west-1',
+          versionStage: 'BLUE',
+        },
+        target: { name: 'db-creds', type: 'kubernetes.io/basic-auth', keys: [{ from: 'user', to: 'username' }, { from: 'password' }] },
+        mergePolicy: 'Replace',
+        deletionPolicy: 'Delete',
+        resyncInterval: '1h30m',
+        suspend: true,
+      }),
+    ).resolves.toBeTruthy();
+  });
+
+  it.each(INVALID_SECRETSYNCS)('rejects $name with a readable message', async (c) => {
+    const ns = await freshNamespace('bad');
+    const err = await create(ns, c.metadataName ?? 'bad', c.spec).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err, 'the API server accepted it').toBeDefined();
+    expect(messageOf(err)).toMatch(c.expect);
+  });
+
+  it('keeps source and target.name immutable and says how to change them', async () => {
+    const ns = await freshNamespace('crd');
+    await create(ns, 'imm', { source: { secretId: 'prod/db' }, target: { name: 'one' } });
+    const patch = (p: unknown) =>
+      customObjects()
+        .patchNamespacedCustomObject({ ...api, namespace: ns, name: 'imm', body: p }, undefined)
+        .then(
+          () => 'accepted',
+          (e: unknown) => messageOf(e),
+        );
+    // client-node sends JSON merge patch for plain objects.
+    expect(await patch({ spec: { source: { secretId: 'prod/other' } } })).toMatch(
+      /spec.source is immutable; create a new SecretSync/,
+    );
+    expect(await patch({ spec: { target: { name: 'two' } } })).toMatch(/spec.target.name is immutable/);
+    expect(await patch({ spec: { resyncInterval: '2h', target: { name: 'one', type: 'Opaque' } } })).toBe('accepted');
+  });
+
+  it('shows the printer columns', async () => {
+    const ns = await freshNamespace('crd');
+    await create(ns, 'cols', { source: { secretId: 'prod/db' } });
+    const { stdout } = await kubectl(['get', 'secretsyncs', '-n', ns, '-o', 'wide']);
+    const header = stdout.split('\n')[0] ?? '';
+    for (const col of ['NAME', 'SOURCE', 'TARGET', 'READY', 'SYNCED', 'LAST SYNC', 'REASON', 'AGE']) {
+      expect(header).toContain(col);
+    }
+    expect((await kubectl(['get', 'ssync', '-n', ns])).stdout).toContain('prod/db');
+  });
+});

@@ -1,0 +1,17 @@
+import type { TestProject } from 'vitest/node';
+import { startTestbed, type TestbedInfo } from '../testbed/index.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    testbed: TestbedInfo;
+  }
+}
+
+// One test bed for the whole integration run; its logs stay on disk when a test failed.
+export default async function setup(project: TestProject) {
+  const bed = await startTestbed({ quiet: true });
+  project.provide('testbed', bed.info);
+  return async () => {
+    await bed.stop({ keepLogs: process.exitCode !== undefined && process.exitCode !== 0 });
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * SecretSyncs the API server must refuse, each with the words a person should see in the error.
+ * Shared by the CRD test here and the hostile-input corpus of the fault suite.
+ */
+export interface InvalidCase {
+  name: string;
+  spec: unknown;
+  /** Override metadata.name (default: a valid generated name). */
+  metadataName?: string;
+  /** A fragment of the API server's message. */
+  expect: RegExp;
+}
+
+const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf';
+
+export const INVALID_SECRETSYNCS: InvalidCase[] = [
+  { name: 'no spec', spec: undefined, expect: /spec: Required value/ },
+  { name: 'no source', spec: {}, expect: /spec.source: Required value/ },
+  { name: 'empty secretId', spec: { source: { secretId: '' } }, expect: /secretId/ },
+  {
+    name: 'secretId with spaces',
+    spec: { source: { secretId: 'prod db' } },
+    expect: /secretId must be a secret name of 1-512 letters, digits and/,
+  },
+  {
+    name: 'ARN of another service',
+    spec: { source: { secretId: 'arn:aws:ssm:eu-west-1:123456789012:parameter/x' } },
+    expect: /full Secrets Manager ARN/,
+  },
+  {
+    name: 'ARN without the 6-character suffix',
+    spec: { source: { secretId: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db' } },
+    expect: /secret:<name>-<6 characters>/,
+  },
+  {
+    name: 'ARN with a short account',
+    spec: { source: { secretId: 'arn:aws:secretsmanager:eu-west-1:1234:secret:prod/db-AbCdEf' } },
+    expect: /12-digit account/,
+  },
+  {
+    name: 'region differs from the ARN',
+    spec: { source: { secretId: ARN, region: 'us-east-1' } },
+    expect: /region must match the region in spec.source.secretId/,
+  },
+  {
+    name: 'malformed region',
+    spec: { source: { secretId: 'db', region: 'Europe' } },
+    expect: /region must look like an AWS region/,
+  },
+  {
+    name: 'AWSPENDING stage',
+    spec: { source: { secretId: 'db', versionStage: 'AWSPENDING' } },
+    expect: /sends no change event for those labels/,
+  },
+  {
+    name: 'stage with a slash',
+    spec: { source: { secretId: 'db', versionStage: 'a/b' } },
+    expect: /versionStage may contain only/,
+  },
+  {
+    name: 'target name with capitals',
+    spec: { source: { secretId: 'db' }, target: { name: 'DB_Creds' } },
+    expect: /target.name must be a DNS-1123 subdomain/,
+  },
+  {
+    name: 'unknown Secret type',
+    spec: { source: { secretId: 'db' }, target: { type: 'kubernetes.io/service-account-token' } },
+    expect: /Unsupported value: "kubernetes.io\/service-account-token"/,
+  },
+  {
+    name: 'key mapping to an invalid key',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'password', to: 'db password' }] } },
+    expect: /to must be a valid Secret key/,
+  },
+  {
+    name: 'key mapping with an invalid from and no to',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'db password' }] } },
+    expect: /from is not a valid Secret key .*set 'to' to rename it/,
+  },
+  {
+    name: 'two mappings to the same key',
+    spec: {
+      source: { secretId: 'db' },
+      target: {
+        keys: [
+          { from: 'a', to: 'x' },
+          { from: 'b', to: 'x' },
+        ],
+      },
+    },
+    expect: /may appear only once in target.keys/,
+  },
+  {
+    name: 'key mapping to ".."',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'a', to: '..' }] } },
+    expect: /to must be a valid Secret key/,
+  },
+  {
+    name: 'unknown merge policy',
+    spec: { source: { secretId: 'db' }, mergePolicy: 'Overwrite' },
+    expect: /Unsupported value: "Overwrite": supported values: "Merge", "Replace"/,
+  },
+  {
+    name: 'unknown deletion policy',
+    spec: { source: { secretId: 'db' }, deletionPolicy: 'Orphan' },
+    expect: /supported values: "Retain", "Delete"/,
+  },
+  {
+    name: 'resync interval not a duration',
+    spec: { source: { secretId: 'db' }, resyncInterval: 'daily' },
+    expect: /resyncInterval must be "0" or a duration between 1m and 8760h/,
+  },
+  {
+    name: 'resync interval too short',
+    spec: { source: { secretId: 'db' }, resyncInterval: '10s' },
+    expect: /resyncInterval must be "0" or a duration between 1m and 8760h/,
+  },
+  {
+    name: 'suspend not a boolean',
+    spec: { source: { secretId: 'db' }, suspend: 'yes' },
+    expect: /spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean/,
+  },
+  {
+    name: 'name too long for the access entry username',
+    spec: { source: { secretId: 'db' } },
+    metadataName: `s${'x'.repeat(70)}`,
+    expect: /metadata.name must be at most 63 characters/,
+  },
+];

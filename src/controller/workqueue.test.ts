@@ -1,0 +1,103 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { BackoffHint, WorkQueue } from './workqueue.ts';
+
+describe('WorkQueue (pure logic, no I/O)', () => {
+  it('processes a key once however often it is added while queued', async () => {
+    const q = new WorkQueue({ concurrency: 1 });
+    const seen: string[] = [];
+    q.add('a/x');
+    q.add('a/x');
+    q.add('a/y');
+    q.add('a/x');
+    q.start(async (k) => {
+      seen.push(k);
+      return undefined;
+    });
+    await sleep(20);
+    expect(seen).toEqual(['a/x', 'a/y']);
+  });
+
+  it('never processes one key twice at once, and reprocesses a key added during processing', async () => {
+    const q = new WorkQueue({ concurrency: 4 });
+    let running = 0;
+    let maxRunning = 0;
+    let runs = 0;
+    q.start(async () => {
+      runs++;
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      await sleep(20);
+      running--;
+      return undefined;
+    });
+    q.add('k');
+    await sleep(5);
+    q.add('k');
+    q.add('k');
+    await sleep(80);
+    expect(maxRunning).toBe(1);
+    expect(runs).toBe(2);
+  });
+
+  it('bounds concurrency across keys', async () => {
+    const q = new WorkQueue({ concurrency: 3 });
+    let running = 0;
+    let maxRunning = 0;
+    q.start(async () => {
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      await sleep(10);
+      running--;
+      return undefined;
+    });
+    for (let i = 0; i < 20; i++) q.add(`k${i}`);
+    await sleep(150);
+    expect(maxRunning).toBe(3);
+  });
+
+  it('backs off exponentially per key with jitter, capped, and resets on success', () => {
+    let r = 0;
+    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0.5, random: () => r });
+    expect(q.backoffFor('k')).toBe(100);
+    r = 1;
+    expect(q.backoffFor('k')).toBe(50);
+    expect(q.backoffFor('k', 400)).toBe(400);
+  });
+
+  it('retries a failing key after its backoff and honours a minimum delay hint', async () => {
+    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 10, jitter: 0 });
+    const delays: number[] = [];
+    q.onError = (_k, _e, d) => delays.push(d);
+    let calls = 0;
+    q.start(async () => {
+      calls++;
+      if (calls === 1) throw new Error('boom');
+      if (calls === 2) throw new BackoffHint('throttled', 30);
+      return undefined;
+    });
+    q.add('k');
+    await sleep(120);
+    expect(calls).toBe(3);
+    expect(delays).toEqual([10, 30]);
+    expect(q.failures('k')).toBe(0);
+  });
+
+  it('drains in-flight work on shutdown and takes no more', async () => {
+    const q = new WorkQueue({ concurrency: 1 });
+    let done = 0;
+    q.start(async () => {
+      await sleep(30);
+      done++;
+      return undefined;
+    });
+    q.add('a');
+    q.add('b');
+    await sleep(5);
+    await q.shutdown();
+    expect(done).toBe(1);
+    q.add('c');
+    await sleep(40);
+    expect(done).toBe(1);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * A work queue keyed by namespace/name, in the manner of client-go's: a key is queued at most once;
+ * a key added while it is being processed is processed again afterwards (never twice at once);
+ * failures back off per key, exponentially with jitter; bounded concurrency; graceful drain.
+ */
+export interface QueueOptions {
+  concurrency: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** 0..1: each delay is drawn uniformly from [d·(1−jitter), d]. */
+  jitter?: number;
+  random?: () => number;
+}
+
+export type ProcessResult = { requeueAfterMs?: number } | undefined;
+export type Processor = (key: string) => Promise<ProcessResult>;
+
+/** Thrown by a processor to back off at least this long (throttling with a retry-after hint). */
+export class BackoffHint extends Error {
+  readonly minDelayMs: number;
+  constructor(message: string, minDelayMs: number) {
+    super(message);
+    this.minDelayMs = minDelayMs;
+  }
+}
+
+export class WorkQueue {
+  readonly #opts: Required<QueueOptions>;
+  readonly #queue: string[] = [];
+  readonly #queued = new Set<string>();
+  readonly #processing = new Set<string>();
+  readonly #dirty = new Set<string>();
+  readonly #failures = new Map<string, number>();
+  readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  #process: Processor | undefined;
+  #active = 0;
+  #stopped = false;
+  #drained: (() => void) | undefined;
+  onError: (key: string, err: unknown, delayMs: number) => void = () => {};
+  onProcessed: (key: string, ms: number, ok: boolean) => void = () => {};
+
+  constructor(opts: QueueOptions) {
+    this.#opts = {
+      baseDelayMs: 1000,
+      maxDelayMs: 5 * 60_000,
+      jitter: 0.5,
+      random: Math.random,
+      ...opts,
+    };
+  }
+
+  get depth(): number {
+    return this.#queue.length;
+  }
+
+  get inFlight(): number {
+    return this.#active;
+  }
+
+  start(process: Processor): void {
+    this.#process = process;
+    this.#pump();
+  }
+
+  add(key: string): void {
+    if (this.#stopped) return;
+    if (this.#processing.has(key)) {
+      this.#dirty.add(key);
+      return;
+    }
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
+    this.#queue.push(key);
+    this.#pump();
+  }
+
+  /** Adds the key after a delay; an earlier pending delay for the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.#stopped) return;
+    if (delayMs <= 0) return this.add(key);
+    const at = Date.now() + delayMs;
+    const existing = this.#timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.#timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref();
+    this.#timers.set(key, { at, timer });
+  }
+
+  /** The delay the next failure of `key` will wait. */
+  backoffFor(key: string, minDelayMs = 0): number {
+    const n = this.#failures.get(key) ?? 0;
+    const d = Math.min(this.#opts.maxDelayMs, this.#opts.baseDelayMs * 2 ** n);
+    const jittered = d * (1 - this.#opts.jitter * this.#opts.random());
+    return Math.max(minDelayMs, Math.round(jittered));
+  }
+
+  failures(key: string): number {
+    return this.#failures.get(key) ?? 0;
+  }
+
+  /** Stops taking work, cancels timers, and resolves when in-flight work is done. */
+  async shutdown(): Promise<void> {
+    this.#stopped = true;
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#queue.length = 0;
+    this.#queued.clear();
+    if (this.#active === 0) return;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
+  }
+
+  #pump(): void {
+    while (!this.#stopped && this.#process && this.#active < this.#opts.concurrency && this.#queue.length > 0) {
+      const key = this.#queue.shift()!;
+      this.#queued.delete(key);
+      this.#processing.add(key);
+      this.#active++;
+      void this.#run(key);
+    }
+  }
+
+  async #run(key: string): Promise<void> {
+    const started = performance.now();
+    try {
+      const result = await this.#process!(key);
+      this.#failures.delete(key);
+      this.onProcessed(key, performance.now() - started, true);
+      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      const delay = this.backoffFor(key, err instanceof BackoffHint ? err.minDelayMs : 0);
+      this.#failures.set(key, (this.#failures.get(key) ?? 0) + 1);
+      this.onProcessed(key, performance.now() - started, false);
+      this.onError(key, err, delay);
+      this.addAfter(key, delay);
+    } finally {
+      this.#processing.delete(key);
+      this.#active--;
+      if (this.#dirty.delete(key)) this.add(key);
+      if (this.#stopped && this.#active === 0) this.#drained?.();
+      this.#pump();
+    }
+  }
+}
