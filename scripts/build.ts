@@ -29,6 +29,18 @@ const lambda = await build({
   outfile: `${dist}/lambda/index.mjs`,
   minify: true,
   metafile: true,
+  // ES modules first, so unused parts of the SDK are tree-shaken (CommonJS builds cannot be).
+  mainFields: ['module', 'main'],
+  plugins: [
+    {
+      name: 'lambda-env-credentials',
+      setup(b) {
+        b.onResolve({ filter: /^@aws-sdk\/credential-provider-node$/ }, () => ({
+          path: `${root}src/lambda/env-credentials.ts`,
+        }));
+      },
+    },
+  ],
   // Some transitive CJS code calls require(); give the ESM bundle one.
   banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
 });
@@ -36,7 +48,9 @@ const lambda = await build({
 const code = readFileSync(`${dist}/lambda/index.mjs`);
 // Fixed timestamps and attributes: the zip depends on the code only.
 const zip = zipSync(
-  { 'index.mjs': [code, { mtime: new Date('2020-01-01T00:00:00Z'), level: 9, os: 3, attrs: 0o100644 << 16 }] },
+  {
+    'index.mjs': [code, { mtime: new Date('2020-01-01T00:00:00Z'), level: 9, os: 3, attrs: 0o100644 << 16 }],
+  },
   { mtime: new Date('2020-01-01T00:00:00Z') },
 );
 writeFileSync(`${dist}/lambda/secretsync-lambda.zip`, zip);

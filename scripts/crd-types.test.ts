@@ -10,7 +10,14 @@ describe('SecretSync TypeScript types', () => {
 
   it('carry every spec field of the CRD', () => {
     const ts = generateTypes(readCrd());
-    for (const field of ['secretId', 'versionStage', 'mergePolicy', 'deletionPolicy', 'resyncInterval', 'suspend']) {
+    for (const field of [
+      'secretId',
+      'versionStage',
+      'mergePolicy',
+      'deletionPolicy',
+      'resyncInterval',
+      'suspend',
+    ]) {
       expect(ts).toMatch(new RegExp(`\\b${field}\\??:`));
     }
     expect(ts).toContain('mergePolicy: "Merge" | "Replace"');

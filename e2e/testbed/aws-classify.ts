@@ -21,9 +21,19 @@ const REST_ROUTES: [service: string, method: string, path: RegExp, operation: st
   ['lambda', 'POST', /^\/2017-03-31\/tags\//, 'TagResource'],
   ['lambda', 'DELETE', /^\/2017-03-31\/tags\//, 'UntagResource'],
   ['lambda', 'PUT', /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/, 'PutFunctionEventInvokeConfig'],
-  ['lambda', 'POST', /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/, 'UpdateFunctionEventInvokeConfig'],
+  [
+    'lambda',
+    'POST',
+    /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/,
+    'UpdateFunctionEventInvokeConfig',
+  ],
   ['lambda', 'GET', /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/, 'GetFunctionEventInvokeConfig'],
-  ['lambda', 'DELETE', /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/, 'DeleteFunctionEventInvokeConfig'],
+  [
+    'lambda',
+    'DELETE',
+    /^\/2019-09-25\/functions\/[^/]+\/event-invoke-config$/,
+    'DeleteFunctionEventInvokeConfig',
+  ],
   ['lambda', 'GET', /^\/2016-08-19\/account-settings\/?$/, 'GetAccountSettings'],
   ['eks', 'POST', /^\/clusters\/?$/, 'CreateCluster'],
   ['eks', 'GET', /^\/clusters\/?$/, 'ListClusters'],
@@ -48,7 +58,12 @@ export interface Classified {
 
 const CREDENTIAL = /Credential=([^/,\s]+)\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/;
 
-export function classify(method: string, path: string, headers: IncomingHttpHeaders, body: Buffer): Classified {
+export function classify(
+  method: string,
+  path: string,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+): Classified {
   const auth = String(headers.authorization ?? '');
   const m = CREDENTIAL.exec(auth);
   const service = m?.[3] ?? 'unknown';
@@ -63,11 +78,20 @@ export function classify(method: string, path: string, headers: IncomingHttpHead
   if (!operation) {
     operation = REST_ROUTES.find(([s, mth, re]) => s === service && mth === method && re.test(path))?.[3];
   }
-  return { service, operation: operation ?? `${method} ${path}`, region, ...(accessKeyId ? { accessKeyId } : {}) };
+  return {
+    service,
+    operation: operation ?? `${method} ${path}`,
+    region,
+    ...(accessKeyId ? { accessKeyId } : {}),
+  };
 }
 
 /** A protocol-correct throttling error, so the SDK's retry strategy recognises it. */
-export function throttlingError(service: string): { status: number; headers: Record<string, string>; body: string } {
+export function throttlingError(service: string): {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+} {
   if (service === 'iam' || service === 'sts') {
     return {
       status: 400,
@@ -83,7 +107,10 @@ export function throttlingError(service: string): { status: number; headers: Rec
   };
 }
 
-export function serverError(service: string, status: number): { status: number; headers: Record<string, string>; body: string } {
+export function serverError(
+  service: string,
+  status: number,
+): { status: number; headers: Record<string, string>; body: string } {
   const code = status === 503 ? 'ServiceUnavailable' : 'InternalFailure';
   if (service === 'iam' || service === 'sts') {
     return {

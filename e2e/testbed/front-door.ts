@@ -84,7 +84,15 @@ function resourceOf(req: AwsRequest): string | undefined {
   try {
     if (ct.includes('json') && req.body.length > 0) {
       const b = JSON.parse(req.body.toString('utf8')) as Record<string, unknown>;
-      for (const k of ['SecretId', 'Name', 'FunctionName', 'Rule', 'logGroupName', 'ResourceArn', 'resourceArn']) {
+      for (const k of [
+        'SecretId',
+        'Name',
+        'FunctionName',
+        'Rule',
+        'logGroupName',
+        'ResourceArn',
+        'resourceArn',
+      ]) {
         if (typeof b[k] === 'string') return b[k] as string;
       }
     }
@@ -133,7 +141,10 @@ function forward(motoUrl: string, req: AwsRequest): Promise<AwsResponse> {
   });
 }
 
-export async function startFrontDoor(opts: { motoUrl: string; log?: (msg: string) => void }): Promise<FrontDoor> {
+export async function startFrontDoor(opts: {
+  motoUrl: string;
+  log?: (msg: string) => void;
+}): Promise<FrontDoor> {
   const interceptors: Interceptor[] = [];
   const observers: Observer[] = [];
   const controls = new Map<string, ControlHandler>();
@@ -163,7 +174,9 @@ export async function startFrontDoor(opts: { motoUrl: string; log?: (msg: string
     const body = await readBody(req);
     const control = url.pathname.startsWith('/_testbed/') ? controls.get(url.pathname) : undefined;
     if (url.pathname.startsWith('/_testbed/')) {
-      const out = control ? await control(req, body, url.searchParams) : { status: 404, json: { error: 'unknown' } };
+      const out = control
+        ? await control(req, body, url.searchParams)
+        : { status: 404, json: { error: 'unknown' } };
       const payload = JSON.stringify(out?.json ?? {});
       res.writeHead(out?.status ?? 200, { 'content-type': 'application/json' });
       res.end(payload);
@@ -218,7 +231,8 @@ export async function startFrontDoor(opts: { motoUrl: string; log?: (msg: string
     const intercepted = answer !== undefined;
     if (!answer) answer = await forward(opts.motoUrl, awsReq);
     record.status = answer.status;
-    send(res, answer);
+    // Observers run before the answer goes out, so whatever a call sets off (a routed event) is
+    // already pending when the caller's next request — say, GET /_testbed/idle — arrives.
     if (!intercepted) {
       for (const o of observers) {
         try {
@@ -228,6 +242,7 @@ export async function startFrontDoor(opts: { motoUrl: string; log?: (msg: string
         }
       }
     }
+    send(res, answer);
   }
 
   const server = createServer((req, res) => {

@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
@@ -14,8 +15,18 @@ import { FunctionCodeStore, LambdaRunner } from './lambda-runner.ts';
 import { startMoto } from './moto.ts';
 import { binaries } from './paths.ts';
 import { createPki } from './pki.ts';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+
+function kubectl(kubeconfig: string, args: string[]): string {
+  try {
+    return execFileSync(binaries.kubectl(), ['--kubeconfig', kubeconfig, ...args], {
+      stdio: 'pipe',
+      encoding: 'utf8',
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+  }
+}
 
 /** Everything a test (in another worker) needs to reach the test bed; plain data. */
 export interface TestbedInfo {
@@ -48,6 +59,8 @@ export interface TestbedOptions {
   /** Authentication mode DescribeCluster reports; CONFIG_MAP lets tests see the controller refuse it. */
   authenticationMode?: ClusterOverride['authenticationMode'];
   quiet?: boolean;
+  /** Delays before Lambda's two async retries; AWS waits about 1 and 2 minutes, tests less. */
+  asyncRetryDelaysMs?: number[];
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -70,7 +83,8 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     if (!opts.quiet) process.stderr.write(`[testbed] ${m}\n`);
   };
   const stoppers: (() => Promise<void>)[] = [];
-  const log = (m: string) => writeFileSync(join(logsDir, 'testbed.log'), `${new Date().toISOString()} ${m}\n`, { flag: 'a' });
+  const log = (m: string) =>
+    writeFileSync(join(logsDir, 'testbed.log'), `${new Date().toISOString()} ${m}\n`, { flag: 'a' });
 
   try {
     const pki = createPki(dir);
@@ -96,20 +110,37 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       const id = pick('AccessKeyId');
       const secret = pick('SecretAccessKey');
       const session = pick('SessionToken');
-      if (id && secret) issued.set(id, { secretAccessKey: secret, ...(session ? { sessionToken: session } : {}) });
+      if (id && secret)
+        issued.set(id, { secretAccessKey: secret, ...(session ? { sessionToken: session } : {}) });
     });
 
     const accessEntries = new AccessEntryStore();
     const clusterOverrides: Record<string, ClusterOverride> = {};
     frontDoor.use(
-      createEksInterceptor({ motoUrl: moto.url, region, accountId: ACCOUNT_ID, store: accessEntries, clusterOverrides, credentials: aws.credentials }),
+      createEksInterceptor({
+        motoUrl: moto.url,
+        region,
+        accountId: ACCOUNT_ID,
+        store: accessEntries,
+        clusterOverrides,
+        credentials: aws.credentials,
+      }),
     );
-    const codeStore = new FunctionCodeStore();
-    frontDoor.use(codeStore.interceptor);
-    const runner = new LambdaRunner({ endpoint: aws, codeStore });
+    // The runner assumes each function's role itself (straight at moto): record those credentials too.
+    const runner = new LambdaRunner({
+      endpoint: aws,
+      codeStore: new FunctionCodeStore(),
+      asyncRetryDelaysMs: opts.asyncRetryDelaysMs ?? [500, 1000],
+      onCredentials: (c) =>
+        issued.set(c.accessKeyId, {
+          secretAccessKey: c.secretAccessKey,
+          ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+        }),
+    });
     stoppers.push(() => runner.close());
     frontDoor.use(runner.interceptor);
-    const router = createEventRouter({ endpoint: aws, runner });
+    const router = createEventRouter({ endpoint: aws, runner, log });
+    stoppers.push(() => router.close());
     frontDoor.observe(router.observer);
 
     const authenticator = await startEksAuthenticator({
@@ -123,7 +154,10 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     });
     stoppers.push(authenticator.close);
     const webhookKubeconfigPath = join(dir, 'webhook.kubeconfig');
-    await writeWebhookKubeconfig(webhookKubeconfigPath, { url: authenticator.url, caPem: pki.read(pki.caCert) });
+    await writeWebhookKubeconfig(webhookKubeconfigPath, {
+      url: authenticator.url,
+      caPem: pki.read(pki.caCert),
+    });
 
     const kube = await startKube({ dir, logsDir, pki, webhookKubeconfigPath });
     stoppers.push(kube.stop);
@@ -138,7 +172,9 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         RoleName: `${clusterName}-cluster`,
         AssumeRolePolicyDocument: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 'eks.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'eks.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
         }),
       }),
     );
@@ -156,14 +192,13 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       authenticationMode: opts.authenticationMode ?? 'API_AND_CONFIG_MAP',
     };
 
-    execFileSync(binaries.kubectl(), ['--kubeconfig', kube.kubeconfigPath, 'apply', '--server-side', '-f', CRD_DIR], {
-      stdio: 'pipe',
-    });
-    execFileSync(
-      binaries.kubectl(),
-      ['--kubeconfig', kube.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/secretsyncs.secretsync.io'],
-      { stdio: 'pipe' },
-    );
+    kubectl(kube.kubeconfigPath, ['apply', '--server-side', '-f', CRD_DIR]);
+    kubectl(kube.kubeconfigPath, [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/secretsyncs.secretsync.io',
+    ]);
 
     // The control API, for tests in other workers and for humans.
     const json = (v: unknown) => ({ json: v });

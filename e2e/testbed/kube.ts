@@ -84,11 +84,10 @@ export async function startKube(opts: {
     ],
     { logsDir },
   );
-  await waitFor(
-    'etcd',
-    async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok,
-    { proc: etcd, timeoutMs: 30_000 },
-  );
+  await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, {
+    proc: etcd,
+    timeoutMs: 30_000,
+  });
 
   const auditPolicy = join(dir, 'audit-policy.yaml');
   writeFileSync(auditPolicy, AUDIT_POLICY);

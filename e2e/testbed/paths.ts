@@ -16,7 +16,9 @@ const cached = (name: string, version: string): string => join(cacheDir(), 'bin'
 
 function pick(label: string, candidates: (string | undefined)[], hint: string): string {
   for (const c of candidates) if (c && existsSync(c)) return c;
-  throw new Error(`test bed: ${label} not found (looked in ${candidates.filter(Boolean).join(', ')}). ${hint}`);
+  throw new Error(
+    `test bed: ${label} not found (looked in ${candidates.filter(Boolean).join(', ')}). ${hint}`,
+  );
 }
 
 const BUILD_HINT = 'Run `make testbed-deps` (or `make test`, which does it) to build it into the cache.';
@@ -56,4 +58,5 @@ export const binaries = {
   python: () => pick('venv python', [join(venvDir(), 'bin', 'python')], 'Run `make testbed-deps`.'),
 };
 
-export const venvDir = (): string => process.env.SECRETSYNC_VENV ?? join(cacheDir(), `venv-moto-${MOTO_VERSION}`);
+export const venvDir = (): string =>
+  process.env.SECRETSYNC_VENV ?? join(cacheDir(), `venv-moto-${MOTO_VERSION}`);

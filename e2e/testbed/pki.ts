@@ -23,7 +23,13 @@ export interface Pki {
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
-function issue(dir: string, name: string, subject: string, ext: string, pki: { caCert: string; caKey: string }) {
+function issue(
+  dir: string,
+  name: string,
+  subject: string,
+  ext: string,
+  pki: { caCert: string; caKey: string },
+) {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const crt = join(dir, `${name}.crt`);
@@ -60,15 +66,29 @@ const serverExt = (dns: string[]) =>
     `subjectAltName=${['IP:127.0.0.1', ...dns.map((d) => `DNS:${d}`)].join(',')}`,
   ].join('\n');
 
-const clientExt = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'].join(
-  '\n',
-);
+const clientExt = [
+  'basicConstraints=CA:FALSE',
+  'keyUsage=critical,digitalSignature',
+  'extendedKeyUsage=clientAuth',
+].join('\n');
 
 export function createPki(dir: string): Pki {
   const caKey = join(dir, 'ca.key');
   const caCert = join(dir, 'ca.crt');
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', caKey]);
-  openssl(['req', '-x509', '-new', '-key', caKey, '-subj', '/CN=secretsync-testbed-ca', '-days', '30', '-out', caCert]);
+  openssl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    caKey,
+    '-subj',
+    '/CN=secretsync-testbed-ca',
+    '-days',
+    '30',
+    '-out',
+    caCert,
+  ]);
   const ca = { caCert, caKey };
   const apiserver = issue(
     dir,

@@ -1,3 +1,4 @@
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { INVALID_SECRETSYNCS } from './invalid-secretsyncs.ts';
 import { customObjects, freshNamespace, kubectl } from './support.ts';
@@ -8,14 +9,20 @@ async function create(namespace: string, name: string, spec: unknown) {
   return customObjects().createNamespacedCustomObject({
     ...api,
     namespace,
-    body: { apiVersion: 'secretsync.io/v1alpha1', kind: 'SecretSync', metadata: { name }, ...(spec ? { spec } : {}) },
+    body: {
+      apiVersion: 'secretsync.io/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name },
+      ...(spec ? { spec } : {}),
+    },
   });
 }
 
 /** The API server's message for a refused object (client-node puts the Status in `body`). */
 function messageOf(err: unknown): string {
   const body = (err as { body?: unknown }).body;
-  const parsed = typeof body === 'string' ? (JSON.parse(body) as { message?: string }) : (body as { message?: string });
+  const parsed =
+    typeof body === 'string' ? (JSON.parse(body) as { message?: string }) : (body as { message?: string });
   return parsed?.message ?? String(err);
 }
 
@@ -52,7 +59,11 @@ describe('the SecretSync CRD on a real API server', () => {
           region: 'eu-west-1',
           versionStage: 'BLUE',
         },
-        target: { name: 'db-creds', type: 'kubernetes.io/basic-auth', keys: [{ from: 'user', to: 'username' }, { from: 'password' }] },
+        target: {
+          name: 'db-creds',
+          type: 'kubernetes.io/basic-auth',
+          keys: [{ from: 'user', to: 'username' }, { from: 'password' }],
+        },
         mergePolicy: 'Replace',
         deletionPolicy: 'Delete',
         resyncInterval: '1h30m',
@@ -76,17 +87,21 @@ describe('the SecretSync CRD on a real API server', () => {
     await create(ns, 'imm', { source: { secretId: 'prod/db' }, target: { name: 'one' } });
     const patch = (p: unknown) =>
       customObjects()
-        .patchNamespacedCustomObject({ ...api, namespace: ns, name: 'imm', body: p }, undefined)
+        .patchNamespacedCustomObject(
+          { ...api, namespace: ns, name: 'imm', body: p },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        )
         .then(
           () => 'accepted',
           (e: unknown) => messageOf(e),
         );
-    // client-node sends JSON merge patch for plain objects.
     expect(await patch({ spec: { source: { secretId: 'prod/other' } } })).toMatch(
       /spec.source is immutable; create a new SecretSync/,
     );
     expect(await patch({ spec: { target: { name: 'two' } } })).toMatch(/spec.target.name is immutable/);
-    expect(await patch({ spec: { resyncInterval: '2h', target: { name: 'one', type: 'Opaque' } } })).toBe('accepted');
+    expect(await patch({ spec: { resyncInterval: '2h', target: { name: 'one', type: 'Opaque' } } })).toBe(
+      'accepted',
+    );
   });
 
   it('shows the printer columns', async () => {

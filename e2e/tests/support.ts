@@ -18,7 +18,9 @@ export function adminKubeConfig(): KubeConfig {
 export function tokenKubeConfig(token: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'testbed', server: bed().apiUrl, caData: Buffer.from(bed().caPem).toString('base64') }],
+    clusters: [
+      { name: 'testbed', server: bed().apiUrl, caData: Buffer.from(bed().caPem).toString('base64') },
+    ],
     users: [{ name: 'token', token }],
     contexts: [{ name: 'token', cluster: 'testbed', user: 'token' }],
     currentContext: 'token',

@@ -58,7 +58,13 @@ describe('WorkQueue (pure logic, no I/O)', () => {
 
   it('backs off exponentially per key with jitter, capped, and resets on success', () => {
     let r = 0;
-    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0.5, random: () => r });
+    const q = new WorkQueue({
+      concurrency: 1,
+      baseDelayMs: 100,
+      maxDelayMs: 1000,
+      jitter: 0.5,
+      random: () => r,
+    });
     expect(q.backoffFor('k')).toBe(100);
     r = 1;
     expect(q.backoffFor('k')).toBe(50);

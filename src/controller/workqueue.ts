@@ -77,7 +77,10 @@ export class WorkQueue {
   /** Adds the key after a delay; an earlier pending delay for the same key wins. */
   addAfter(key: string, delayMs: number): void {
     if (this.#stopped) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
     const at = Date.now() + delayMs;
     const existing = this.#timers.get(key);
     if (existing && existing.at <= at) return;
@@ -116,7 +119,12 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#process && this.#active < this.#opts.concurrency && this.#queue.length > 0) {
+    while (
+      !this.#stopped &&
+      this.#process &&
+      this.#active < this.#opts.concurrency &&
+      this.#queue.length > 0
+    ) {
       const key = this.#queue.shift()!;
       this.#queued.delete(key);
       this.#processing.add(key);

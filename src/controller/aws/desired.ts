@@ -1,0 +1,417 @@
+// The complete AWS state one SecretSync should have, computed from the SecretSync and the
+// controller's settings alone. Pure and deterministic: the same inputs give byte-identical documents,
+// so the ensures can diff exactly and a steady state makes no writes (no timestamps, no random ids).
+
+import { DEFAULT_VERSION_STAGE, type SyncConfig, toEnv } from '../../lambda/config.ts';
+import type { SecretSync } from '../../shared/secretsync.generated.ts';
+import {
+  DEFAULT_IAM_PATH,
+  DEFAULT_PREFIX,
+  type Owner,
+  ownershipTags,
+  type ResourceNames,
+  resourceNames,
+} from '../naming.ts';
+import type { Tags } from './tags.ts';
+
+export type Architecture = 'arm64' | 'x86_64';
+
+export interface VpcSettings {
+  subnetIds: string[];
+  securityGroupIds: string[];
+}
+
+export interface ControllerSettings {
+  /** The EKS cluster this controller serves (DescribeCluster, access entries, ownership tags). */
+  clusterName: string;
+  /** Region used when a SecretSync names its secret by name and sets no spec.source.region. */
+  region: string;
+  accountId: string;
+  partition: string;
+  iamPath: string;
+  namePrefix: string;
+  permissionsBoundaryArn?: string | undefined;
+  runtime: string;
+  architecture: Architecture;
+  memoryMb: number;
+  timeoutSeconds: number;
+  vpc?: VpcSettings | undefined;
+  logRetentionDays: number;
+}
+
+export const SETTINGS_DEFAULTS = {
+  partition: 'aws',
+  iamPath: DEFAULT_IAM_PATH,
+  namePrefix: DEFAULT_PREFIX,
+  runtime: 'nodejs24.x',
+  architecture: 'arm64',
+  memoryMb: 128,
+  timeoutSeconds: 30,
+  logRetentionDays: 30,
+} as const satisfies Partial<ControllerSettings>;
+
+type Defaulted = keyof typeof SETTINGS_DEFAULTS;
+
+export function withDefaults(
+  settings: Omit<ControllerSettings, Defaulted> & Partial<Pick<ControllerSettings, Defaulted>>,
+): ControllerSettings {
+  const defined = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+  return { ...SETTINGS_DEFAULTS, ...defined } as ControllerSettings;
+}
+
+/** The function bundle the controller image carries. */
+export interface FunctionCode {
+  zip: Uint8Array;
+  /** Base64 SHA-256 of the zip, the form Lambda reports as CodeSha256. */
+  sha256: string;
+}
+
+/** From eks:DescribeCluster. */
+export interface ClusterAccess {
+  endpoint: string;
+  /** Base64 of the PEM CA bundle, as DescribeCluster returns certificateAuthority.data. */
+  certificateAuthorityData: string;
+}
+
+/** From source.ts's resolveSource. */
+export interface ResolvedSecretRef {
+  arn: string;
+  /** Customer-managed KMS key (ARN, key id or alias) or undefined for the AWS-managed key. */
+  kmsKeyId?: string | undefined;
+}
+
+export interface DesiredInput {
+  sync: SecretSync;
+  settings: ControllerSettings;
+  code: FunctionCode;
+  cluster: ClusterAccess;
+  secret: ResolvedSecretRef;
+}
+
+export interface DesiredRole {
+  name: string;
+  path: string;
+  arn: string;
+  description: string;
+  /** JSON text; compared semantically with what IAM returns. */
+  assumeRolePolicyDocument: string;
+  inlinePolicyName: string;
+  inlinePolicyDocument: string;
+  permissionsBoundaryArn: string | undefined;
+  tags: Tags;
+}
+
+export interface DesiredLogGroup {
+  name: string;
+  /** Without the `:*` suffix DescribeLogGroups' `arn` carries; the form tagging APIs take. */
+  arn: string;
+  retentionDays: number;
+  tags: Tags;
+}
+
+export interface DesiredFunction {
+  name: string;
+  arn: string;
+  roleArn: string;
+  description: string;
+  runtime: string;
+  handler: string;
+  architecture: Architecture;
+  memoryMb: number;
+  timeoutSeconds: number;
+  environment: Record<string, string>;
+  vpc: VpcSettings | undefined;
+  code: FunctionCode;
+  tags: Tags;
+}
+
+export interface DesiredTarget {
+  id: string;
+  arn: string;
+  maximumRetryAttempts: number;
+  maximumEventAgeInSeconds: number;
+}
+
+export interface DesiredPermission {
+  functionName: string;
+  statementId: string;
+  action: string;
+  principal: string;
+  sourceArn: string;
+  sourceAccount: string;
+}
+
+export interface DesiredRule {
+  name: string;
+  arn: string;
+  description: string;
+  eventPattern: string;
+  state: 'ENABLED' | 'DISABLED';
+  tags: Tags;
+  target: DesiredTarget;
+  permission: DesiredPermission;
+}
+
+export interface DesiredAccessEntry {
+  clusterName: string;
+  principalArn: string;
+  username: string;
+  type: 'STANDARD';
+  kubernetesGroups: string[];
+  /** Ownership tags; the ensure adds `secretsync.io/role-id`. */
+  tags: Tags;
+}
+
+export interface DesiredState {
+  owner: Owner;
+  names: ResourceNames;
+  /** Region of the secret, which is where function, rule and log group live. */
+  region: string;
+  accountId: string;
+  partition: string;
+  secretArn: string;
+  role: DesiredRole;
+  logGroup: DesiredLogGroup;
+  function: DesiredFunction;
+  rule: DesiredRule;
+  accessEntry: DesiredAccessEntry;
+}
+
+export const INLINE_POLICY_NAME = 'secretsync';
+export const TARGET_ID = 'secretsync';
+export const PERMISSION_STATEMENT_ID = 'secretsync-events';
+export const HANDLER = 'index.handler';
+// The function always reads the current value, so a late delivery adds nothing the next event or
+// the backstop resync would not; an hour bounds retries of a function that keeps failing.
+export const TARGET_MAX_EVENT_AGE_SECONDS = 3600;
+export const TARGET_MAX_RETRY_ATTEMPTS = 20;
+
+const SECRET_ARN = /^arn:([a-z-]+):secretsmanager:([a-z0-9-]+):(\d{12}):secret:.+$/;
+
+/** The region a SecretSync's resources live in, known before the secret is resolved. */
+export function regionOf(sync: SecretSync, defaultRegion: string): string {
+  const fromArn = SECRET_ARN.exec(sync.spec.source.secretId)?.[2];
+  return sync.spec.source.region ?? fromArn ?? defaultRegion;
+}
+
+export function desiredState(input: DesiredInput): DesiredState {
+  const { sync, settings, code, cluster, secret } = input;
+  const { namespace, name, uid } = sync.metadata;
+  if (!uid) throw new Error(`SecretSync ${namespace}/${name} has no metadata.uid`);
+  const arnParts = SECRET_ARN.exec(secret.arn);
+  if (!arnParts) throw new Error(`not a Secrets Manager secret ARN: ${secret.arn}`);
+  const region = arnParts[2] as string;
+  const { accountId, partition } = settings;
+
+  const owner: Owner = { clusterName: settings.clusterName, namespace, name, uid };
+  const names = resourceNames(owner, { prefix: settings.namePrefix, iamPath: settings.iamPath });
+  const tags = ownershipTags(owner);
+  const description = `secretsync: ${namespace}/${name} in cluster ${settings.clusterName}`;
+
+  const roleArn = `arn:${partition}:iam::${accountId}:role${names.rolePath}${names.roleName}`;
+  const functionArn = `arn:${partition}:lambda:${region}:${accountId}:function:${names.functionName}`;
+  const ruleArn = `arn:${partition}:events:${region}:${accountId}:rule/${names.ruleName}`;
+  const logGroupArn = `arn:${partition}:logs:${region}:${accountId}:log-group:${names.logGroupName}`;
+
+  const config: SyncConfig = {
+    secretArn: secret.arn,
+    versionStage: sync.spec.source.versionStage ?? DEFAULT_VERSION_STAGE,
+    region,
+    clusterName: settings.clusterName,
+    apiEndpoint: cluster.endpoint.replace(/\/+$/, ''),
+    caPem: Buffer.from(cluster.certificateAuthorityData, 'base64').toString('utf8'),
+    namespace,
+    targetName: sync.spec.target?.name ?? name,
+    syncName: name,
+    keyMapping: sync.spec.target?.keys?.map((k) =>
+      k.to === undefined ? { from: k.from } : { from: k.from, to: k.to },
+    ),
+    mergePolicy: sync.spec.mergePolicy ?? 'Merge',
+  };
+  const vpc = settings.vpc && settings.vpc.subnetIds.length > 0 ? settings.vpc : undefined;
+
+  return {
+    owner,
+    names,
+    region,
+    accountId,
+    partition,
+    secretArn: secret.arn,
+    role: {
+      name: names.roleName,
+      path: names.rolePath,
+      arn: roleArn,
+      description,
+      assumeRolePolicyDocument: JSON.stringify(trustPolicy(accountId)),
+      inlinePolicyName: INLINE_POLICY_NAME,
+      inlinePolicyDocument: JSON.stringify(
+        permissionsPolicy({
+          secretArn: secret.arn,
+          kmsKeyId: secret.kmsKeyId,
+          region,
+          partition,
+          logGroupArn,
+          vpc,
+        }),
+      ),
+      permissionsBoundaryArn: settings.permissionsBoundaryArn,
+      tags,
+    },
+    logGroup: { name: names.logGroupName, arn: logGroupArn, retentionDays: settings.logRetentionDays, tags },
+    function: {
+      name: names.functionName,
+      arn: functionArn,
+      roleArn,
+      description,
+      runtime: settings.runtime,
+      handler: HANDLER,
+      architecture: settings.architecture,
+      memoryMb: settings.memoryMb,
+      timeoutSeconds: settings.timeoutSeconds,
+      environment: toEnv(config),
+      vpc: vpc && {
+        subnetIds: [...vpc.subnetIds].sort(),
+        securityGroupIds: [...vpc.securityGroupIds].sort(),
+      },
+      code,
+      tags,
+    },
+    rule: {
+      name: names.ruleName,
+      arn: ruleArn,
+      description,
+      eventPattern: JSON.stringify(eventPattern(secret.arn, config.versionStage)),
+      state: sync.spec.suspend ? 'DISABLED' : 'ENABLED',
+      tags,
+      target: {
+        id: TARGET_ID,
+        arn: functionArn,
+        maximumRetryAttempts: TARGET_MAX_RETRY_ATTEMPTS,
+        maximumEventAgeInSeconds: TARGET_MAX_EVENT_AGE_SECONDS,
+      },
+      permission: {
+        functionName: names.functionName,
+        statementId: PERMISSION_STATEMENT_ID,
+        action: 'lambda:InvokeFunction',
+        principal: 'events.amazonaws.com',
+        sourceArn: ruleArn,
+        sourceAccount: accountId,
+      },
+    },
+    accessEntry: {
+      clusterName: settings.clusterName,
+      principalArn: roleArn,
+      username: names.eksUsername,
+      type: 'STANDARD',
+      kubernetesGroups: [],
+      tags,
+    },
+  };
+}
+
+// Documents are built with a fixed key order and serialized with JSON.stringify, so equal inputs
+// give byte-equal text (what a human diffing two passes sees); the ensures still compare meaning.
+
+export function trustPolicy(accountId: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Service: 'lambda.amazonaws.com' },
+        Action: 'sts:AssumeRole',
+        // Confused-deputy guard: only Lambda acting for this account may assume the role.
+        Condition: { StringEquals: { 'aws:SourceAccount': accountId } },
+      },
+    ],
+  };
+}
+
+interface PolicyInput {
+  secretArn: string;
+  kmsKeyId: string | undefined;
+  region: string;
+  partition: string;
+  logGroupArn: string;
+  vpc: VpcSettings | undefined;
+}
+
+export function permissionsPolicy(input: PolicyInput) {
+  const statements: Record<string, unknown>[] = [
+    // The exact ARN, with its random suffix: no wildcard can match a secret re-created under the same name.
+    {
+      Sid: 'ReadSecret',
+      Effect: 'Allow',
+      Action: 'secretsmanager:GetSecretValue',
+      Resource: input.secretArn,
+    },
+  ];
+  if (input.kmsKeyId !== undefined) statements.push(decryptStatement(input));
+  statements.push({
+    Sid: 'WriteOwnLogs',
+    Effect: 'Allow',
+    // No logs:CreateLogGroup: the controller creates the group (tagged, with retention).
+    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    Resource: `${input.logGroupArn}:*`,
+  });
+  if (input.vpc) {
+    statements.push({
+      Sid: 'VpcNetworkInterfaces',
+      Effect: 'Allow',
+      Action: [
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:CreateNetworkInterface',
+        'ec2:DeleteNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      // ec2:Describe* supports no resource-level permissions, and the ENIs Lambda manages do not
+      // exist (have no ARN) before it creates them: AWS's own AWSLambdaVPCAccessExecutionRole uses "*".
+      Resource: '*',
+    });
+  }
+  return { Version: '2012-10-17', Statement: statements };
+}
+
+// Decrypt only through Secrets Manager in this region: the role cannot use the key directly, even
+// though the key may protect other data.
+function decryptStatement(input: PolicyInput): Record<string, unknown> {
+  const { kmsKeyId, region, partition, secretArn } = input;
+  const viaService = { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` };
+  const key = kmsKeyId as string;
+  const secretAccount = SECRET_ARN.exec(secretArn)?.[3] as string;
+  const alias = /^(?:arn:[a-z-]+:kms:[a-z0-9-]+:\d{12}:)?(alias\/.+)$/.exec(key)?.[1];
+  if (alias !== undefined) {
+    // IAM cannot name a key by alias; resolving it needs kms:DescribeKey, which the controller does
+    // not have. kms:ResourceAliases scopes the grant to keys carrying that alias instead.
+    return {
+      Sid: 'DecryptSecret',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: `arn:${partition}:kms:${region}:${secretAccount}:key/*`,
+      Condition: { StringEquals: viaService, 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias } },
+    };
+  }
+  // A bare key id belongs to the secret's account and region.
+  const resource = key.startsWith('arn:')
+    ? key
+    : `arn:${partition}:kms:${region}:${secretAccount}:key/${key}`;
+  return {
+    Sid: 'DecryptSecret',
+    Effect: 'Allow',
+    Action: 'kms:Decrypt',
+    Resource: resource,
+    Condition: { StringEquals: viaService },
+  };
+}
+
+// The native event Secrets Manager sends when a staging label moves to a new version (PutSecretValue,
+// UpdateSecret, rotation), matched on the one ARN and the one label the function reads.
+export function eventPattern(secretArn: string, versionStage: string) {
+  return {
+    source: ['aws.secretsmanager'],
+    'detail-type': ['Secret Label Updated'],
+    resources: [secretArn],
+    detail: { labelUpdated: [versionStage] },
+  };
+}

@@ -1,0 +1,254 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/**
+ * Controller settings from flags, with environment variables as defaults (the chart sets env).
+ * Everything is validated at start; every problem is reported at once.
+ */
+export interface ControllerConfig {
+  clusterName: string;
+  region: string;
+  iamPath: string;
+  namePrefix: string;
+  permissionsBoundary: string | undefined;
+  lambda: {
+    runtime: string;
+    architecture: 'arm64' | 'x86_64';
+    memoryMb: number;
+    timeoutSeconds: number;
+    subnetIds: string[];
+    securityGroupIds: string[];
+    logRetentionDays: number;
+    zipPath: string;
+    maxEventAgeSeconds: number;
+    retryAttempts: number;
+  };
+  tenancy: 'tag' | 'allow-all';
+  namespaces: string[];
+  concurrency: number;
+  resyncMs: number;
+  clusterCheckMs: number;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  metricsPort: number;
+  healthPort: number;
+  logLevel: string;
+}
+
+const FLAGS = {
+  'cluster-name': { env: 'SECRETSYNC_CLUSTER_NAME', help: 'EKS cluster name (required)' },
+  region: { env: 'AWS_REGION', help: 'default AWS region (required)' },
+  'iam-path': { env: 'SECRETSYNC_IAM_PATH', def: '/secretsync/', help: 'IAM path of the roles created' },
+  'name-prefix': {
+    env: 'SECRETSYNC_NAME_PREFIX',
+    def: 'secretsync',
+    help: 'prefix of every AWS resource name',
+  },
+  'permissions-boundary': {
+    env: 'SECRETSYNC_PERMISSIONS_BOUNDARY',
+    help: 'ARN of a permissions boundary for the roles',
+  },
+  'lambda-runtime': { env: 'SECRETSYNC_LAMBDA_RUNTIME', def: 'nodejs24.x', help: 'Lambda runtime' },
+  'lambda-architecture': { env: 'SECRETSYNC_LAMBDA_ARCHITECTURE', def: 'arm64', help: 'arm64 or x86_64' },
+  'lambda-memory': { env: 'SECRETSYNC_LAMBDA_MEMORY', def: '128', help: 'function memory in MB (128-10240)' },
+  'lambda-timeout': {
+    env: 'SECRETSYNC_LAMBDA_TIMEOUT',
+    def: '30',
+    help: 'function timeout in seconds (3-900)',
+  },
+  'lambda-subnets': {
+    env: 'SECRETSYNC_LAMBDA_SUBNETS',
+    def: '',
+    help: 'comma-separated subnet ids for a VPC function',
+  },
+  'lambda-security-groups': {
+    env: 'SECRETSYNC_LAMBDA_SECURITY_GROUPS',
+    def: '',
+    help: 'comma-separated security group ids',
+  },
+  'log-retention-days': {
+    env: 'SECRETSYNC_LOG_RETENTION_DAYS',
+    def: '30',
+    help: 'CloudWatch Logs retention',
+  },
+  'lambda-zip': {
+    env: 'SECRETSYNC_LAMBDA_ZIP',
+    help: 'path of the function zip (default: next to the controller bundle)',
+  },
+  'max-event-age': {
+    env: 'SECRETSYNC_MAX_EVENT_AGE',
+    def: '3600',
+    help: 'seconds an event may wait for a retry (60-86400)',
+  },
+  'retry-attempts': { env: 'SECRETSYNC_RETRY_ATTEMPTS', def: '2', help: 'async invocation retries (0-2)' },
+  tenancy: {
+    env: 'SECRETSYNC_TENANCY',
+    def: 'tag',
+    help: "'tag' (default deny; the AWS secret must list the namespace) or 'allow-all'",
+  },
+  namespaces: {
+    env: 'SECRETSYNC_NAMESPACES',
+    def: '',
+    help: 'comma-separated namespaces to watch (default all)',
+  },
+  concurrency: { env: 'SECRETSYNC_CONCURRENCY', def: '4', help: 'SecretSyncs reconciled at once' },
+  'resync-period': {
+    env: 'SECRETSYNC_RESYNC_PERIOD',
+    def: '10m',
+    help: 'drift-repair pass over every SecretSync',
+  },
+  'cluster-check-period': {
+    env: 'SECRETSYNC_CLUSTER_CHECK_PERIOD',
+    def: '5m',
+    help: 'DescribeCluster interval',
+  },
+  'leader-elect': {
+    env: 'SECRETSYNC_LEADER_ELECT',
+    def: 'true',
+    help: 'use a Lease so only one replica works',
+  },
+  'leader-election-namespace': { env: 'POD_NAMESPACE', def: 'secretsync', help: 'namespace of the Lease' },
+  'lease-name': { env: 'SECRETSYNC_LEASE_NAME', def: 'secretsync-controller', help: 'name of the Lease' },
+  identity: { env: 'POD_NAME', help: 'leader identity (default hostname + pid)' },
+  'metrics-port': {
+    env: 'SECRETSYNC_METRICS_PORT',
+    def: '8080',
+    help: 'Prometheus /metrics port (0 disables)',
+  },
+  'health-port': {
+    env: 'SECRETSYNC_HEALTH_PORT',
+    def: '8081',
+    help: '/healthz and /readyz port (0 disables)',
+  },
+  'log-level': { env: 'SECRETSYNC_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
+} as const satisfies Record<string, { env: string; def?: string; help: string }>;
+
+type Flag = keyof typeof FLAGS;
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  const lines = Object.entries(FLAGS).map(
+    ([k, v]) =>
+      `  --${k.padEnd(26)} ${v.help} [env ${v.env}${'def' in v && v.def ? `, default ${v.def}` : ''}]`,
+  );
+  return `Usage: secretsync-controller [flags]\n\n${lines.join('\n')}\n  --help                      this text\n`;
+}
+
+/** "90s", "10m", "1h30m" → ms. */
+export function parseDuration(s: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(s)) return s === '0' ? 0 : undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  let total = 0;
+  for (const m of s.matchAll(re)) total += Number(m[1]) * unit[m[2] as keyof typeof unit];
+  return total;
+}
+
+export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
+  const { values: parsed } = parseArgs({
+    args: argv,
+    options: Object.fromEntries([
+      ...Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]),
+      ['help', { type: 'boolean' as const }],
+    ]),
+    strict: true,
+  });
+  const values = parsed as Record<string, string | boolean | undefined>;
+  if (values.help) throw new ConfigError(usage());
+  const problems: string[] = [];
+  const get = (k: Flag): string => {
+    const f = FLAGS[k];
+    return String(values[k] ?? env[f.env] ?? ('def' in f ? f.def : '') ?? '').trim();
+  };
+  const int = (k: Flag, min: number, max: number): number => {
+    const v = Number(get(k));
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`--${k} must be an integer in ${min}..${max} (got "${get(k)}")`);
+    return v;
+  };
+  const duration = (k: Flag, minMs: number): number => {
+    const v = parseDuration(get(k));
+    if (v === undefined || v < minMs)
+      problems.push(`--${k} must be a duration of at least ${minMs / 1000}s, like 10m (got "${get(k)}")`);
+    return v ?? 0;
+  };
+  const list = (k: Flag) =>
+    get(k)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+
+  const clusterName = get('cluster-name');
+  if (!/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/.test(clusterName))
+    problems.push('--cluster-name is required: the EKS cluster name');
+  const region = get('region') || env.AWS_DEFAULT_REGION || '';
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
+    problems.push('--region (or AWS_REGION) is required, e.g. eu-west-1');
+  const iamPath = get('iam-path');
+  if (!/^\/([\w+=,.@-]+\/)*$/.test(iamPath))
+    problems.push(`--iam-path must start and end with "/" (got "${iamPath}")`);
+  const namePrefix = get('name-prefix');
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(namePrefix))
+    problems.push('--name-prefix must be 1-20 lower-case letters, digits or "-"');
+  const boundary = get('permissions-boundary') || undefined;
+  if (boundary && !/^arn:aws[a-z-]*:iam::\d{12}:policy\/.+/.test(boundary))
+    problems.push('--permissions-boundary must be an IAM policy ARN');
+  const arch = get('lambda-architecture');
+  if (arch !== 'arm64' && arch !== 'x86_64') problems.push('--lambda-architecture must be arm64 or x86_64');
+  const tenancy = get('tenancy');
+  if (tenancy !== 'tag' && tenancy !== 'allow-all') problems.push("--tenancy must be 'tag' or 'allow-all'");
+  const subnetIds = list('lambda-subnets');
+  const securityGroupIds = list('lambda-security-groups');
+  if ((subnetIds.length === 0) !== (securityGroupIds.length === 0)) {
+    problems.push('--lambda-subnets and --lambda-security-groups must be given together');
+  }
+  const here = dirname(fileURLToPath(import.meta.url));
+  const zipPath = get('lambda-zip') || join(here, 'lambda', 'secretsync-lambda.zip');
+  try {
+    readFileSync(zipPath);
+  } catch {
+    problems.push(`the function zip ${zipPath} cannot be read (run \`make build\`, or pass --lambda-zip)`);
+  }
+
+  const cfg: ControllerConfig = {
+    clusterName,
+    region,
+    iamPath,
+    namePrefix,
+    permissionsBoundary: boundary,
+    lambda: {
+      runtime: get('lambda-runtime'),
+      architecture: arch as 'arm64' | 'x86_64',
+      memoryMb: int('lambda-memory', 128, 10240),
+      timeoutSeconds: int('lambda-timeout', 3, 900),
+      subnetIds,
+      securityGroupIds,
+      logRetentionDays: int('log-retention-days', 1, 3653),
+      zipPath,
+      maxEventAgeSeconds: int('max-event-age', 60, 86400),
+      retryAttempts: int('retry-attempts', 0, 2),
+    },
+    tenancy: tenancy as 'tag' | 'allow-all',
+    namespaces: list('namespaces'),
+    concurrency: int('concurrency', 1, 64),
+    resyncMs: duration('resync-period', 10_000),
+    clusterCheckMs: duration('cluster-check-period', 10_000),
+    leaderElect: get('leader-elect') !== 'false',
+    leaseNamespace: get('leader-election-namespace'),
+    leaseName: get('lease-name'),
+    identity: get('identity') || `${env.HOSTNAME ?? 'controller'}-${process.pid}`,
+    metricsPort: int('metrics-port', 0, 65535),
+    healthPort: int('health-port', 0, 65535),
+    logLevel: get('log-level'),
+  };
+  if (!['trace', 'debug', 'info', 'warn', 'error'].includes(cfg.logLevel))
+    problems.push('--log-level must be trace, debug, info, warn or error');
+  if (problems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}\n\n${usage()}`);
+  return cfg;
+}

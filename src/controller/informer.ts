@@ -1,0 +1,96 @@
+import {
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+/**
+ * Watches SecretSyncs (list then watch, via client-node's informer, which relists on 410 Gone by
+ * itself). Any other watch error stops that informer; we restart it with capped exponential
+ * backoff and jitter — never exiting the process. A periodic resync re-adds every cached key so
+ * drift is repaired even when nothing changes in the cluster.
+ */
+export interface SecretSyncInformerOptions {
+  kc: KubeConfig;
+  /** Empty: all namespaces. */
+  namespaces: string[];
+  onKey: (key: string) => void;
+  log: Logger;
+  resyncMs: number;
+  onRestart?: (namespace: string, err: unknown) => void;
+}
+
+export interface RunningInformer {
+  /** Every key currently known. */
+  keys(): string[];
+  synced(): boolean;
+  stop(): Promise<void>;
+}
+
+const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+
+export function startSecretSyncInformer(opts: SecretSyncInformerOptions): RunningInformer {
+  const scopes = opts.namespaces.length > 0 ? opts.namespaces : [''];
+  const base = '/apis/secretsync.io/v1alpha1';
+  let stopped = false;
+  const states = scopes.map((ns) => {
+    const path = ns ? `${base}/namespaces/${ns}/secretsyncs` : `${base}/secretsyncs`;
+    const informer = makeInformer<KubernetesObject>(opts.kc, path, () => fetchList(opts.kc, ns));
+    const state = { informer, connected: false, failures: 0, timer: undefined as NodeJS.Timeout | undefined };
+    const enqueue = (o: KubernetesObject) => opts.onKey(keyOf(o));
+    informer.on('add', enqueue);
+    informer.on('update', enqueue);
+    informer.on('delete', enqueue);
+    informer.on('connect', () => {
+      state.connected = true;
+      state.failures = 0;
+    });
+    informer.on('error', (err: unknown) => {
+      if (stopped) return;
+      state.failures++;
+      const delay = Math.min(30_000, 500 * 2 ** state.failures) * (0.5 + Math.random() / 2);
+      opts.log.warn(
+        { namespace: ns || '*', err: String(err), retryInMs: Math.round(delay) },
+        'watch failed; restarting',
+      );
+      opts.onRestart?.(ns, err);
+      state.timer = setTimeout(() => {
+        if (!stopped) informer.start().catch(() => {});
+      }, delay);
+    });
+    informer.start().catch(() => {
+      // reported through the error event
+    });
+    return state;
+  });
+
+  const resync = setInterval(() => {
+    for (const s of states) for (const o of s.informer.list()) opts.onKey(keyOf(o));
+  }, opts.resyncMs);
+  resync.unref();
+
+  return {
+    keys: () => states.flatMap((s) => s.informer.list().map(keyOf)),
+    synced: () => states.every((s) => s.connected),
+    async stop() {
+      stopped = true;
+      clearInterval(resync);
+      for (const s of states) {
+        if (s.timer) clearTimeout(s.timer);
+        await s.informer.stop();
+      }
+    },
+  };
+}
+
+/** The list call the informer starts from; any error propagates to its error handler. */
+async function fetchList(kc: KubeConfig, namespace: string) {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const common = { group: 'secretsync.io', version: 'v1alpha1', plural: 'secretsyncs' };
+  const list = namespace
+    ? await api.listNamespacedCustomObject({ ...common, namespace })
+    : await api.listClusterCustomObject(common);
+  return list as { items: KubernetesObject[]; metadata?: { resourceVersion?: string } } as never;
+}

@@ -1,0 +1,164 @@
+import type { CustomObjectsApi, EventsV1Api } from '@kubernetes/client-node';
+import type {
+  SecretSync,
+  SecretSyncStatus,
+  SecretSyncStatusCondition,
+} from '../../shared/secretsync.generated.ts';
+import { applyOptions, CONTROLLER_FIELD_MANAGER, isNotFound } from './apply.ts';
+
+export const FINALIZER = 'secretsync.io/cleanup';
+const API = { group: 'secretsync.io', version: 'v1alpha1', plural: 'secretsyncs' } as const;
+
+export async function getSecretSync(
+  api: CustomObjectsApi,
+  namespace: string,
+  name: string,
+): Promise<SecretSync | undefined> {
+  try {
+    return (await api.getNamespacedCustomObject({ ...API, namespace, name })) as SecretSync;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Adds or removes our finalizer by server-side apply: finalizers are a set, so applying ours under
+ * our field manager adds it without touching others', and applying none removes only ours.
+ */
+export async function setFinalizer(api: CustomObjectsApi, ss: SecretSync, present: boolean): Promise<void> {
+  const has = ss.metadata.finalizers?.includes(FINALIZER) ?? false;
+  if (has === present) return;
+  await api.patchNamespacedCustomObject(
+    {
+      ...API,
+      namespace: ss.metadata.namespace,
+      name: ss.metadata.name,
+      body: {
+        apiVersion: ss.apiVersion,
+        kind: ss.kind,
+        metadata: {
+          name: ss.metadata.name,
+          namespace: ss.metadata.namespace,
+          finalizers: present ? [FINALIZER] : [],
+        },
+      },
+      fieldManager: CONTROLLER_FIELD_MANAGER,
+      force: true,
+    },
+    applyOptions,
+  );
+}
+
+/** The controller's part of the status: every field but Synced and the last-sync fields (the function's). */
+export type ControllerStatus = Pick<
+  SecretSyncStatus,
+  | 'observedGeneration'
+  | 'targetName'
+  | 'secretArn'
+  | 'roleArn'
+  | 'functionArn'
+  | 'ruleArn'
+  | 'accessEntryUsername'
+  | 'lastInvokeTime'
+  | 'lastForceSync'
+> & { ready: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string } };
+
+const CONTROLLER_FIELDS = [
+  'observedGeneration',
+  'targetName',
+  'secretArn',
+  'roleArn',
+  'functionArn',
+  'ruleArn',
+  'accessEntryUsername',
+  'lastInvokeTime',
+  'lastForceSync',
+] as const;
+
+const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+/**
+ * Applies the Ready condition and our fields when they differ from what is there (status is
+ * written once per pass, and not at all when nothing changed). Returns the Ready transition, if any.
+ */
+export async function applyStatus(
+  api: CustomObjectsApi,
+  ss: SecretSync,
+  want: ControllerStatus,
+): Promise<{ wrote: boolean; transition?: { from: string | undefined; to: string; reason: string } }> {
+  const cur = ss.status ?? {};
+  const prevReady = cur.conditions?.find((c) => c.type === 'Ready');
+  const ready: SecretSyncStatusCondition = {
+    type: 'Ready',
+    status: want.ready.status,
+    reason: want.ready.reason,
+    message: want.ready.message,
+    lastTransitionTime:
+      prevReady && prevReady.status === want.ready.status ? prevReady.lastTransitionTime : now(),
+    ...(want.observedGeneration !== undefined ? { observedGeneration: want.observedGeneration } : {}),
+  };
+  const same =
+    prevReady !== undefined &&
+    prevReady.status === ready.status &&
+    prevReady.reason === ready.reason &&
+    prevReady.message === ready.message &&
+    prevReady.observedGeneration === ready.observedGeneration &&
+    CONTROLLER_FIELDS.every((f) => cur[f] === want[f]);
+  if (same) return { wrote: false };
+  const status: Record<string, unknown> = { conditions: [ready] };
+  for (const f of CONTROLLER_FIELDS) if (want[f] !== undefined) status[f] = want[f];
+  await api.patchNamespacedCustomObjectStatus(
+    {
+      ...API,
+      namespace: ss.metadata.namespace,
+      name: ss.metadata.name,
+      body: {
+        apiVersion: ss.apiVersion,
+        kind: ss.kind,
+        metadata: { name: ss.metadata.name, namespace: ss.metadata.namespace },
+        status,
+      },
+      fieldManager: CONTROLLER_FIELD_MANAGER,
+      force: true,
+    },
+    applyOptions,
+  );
+  const changed = prevReady?.status !== ready.status || prevReady?.reason !== ready.reason;
+  return {
+    wrote: true,
+    ...(changed ? { transition: { from: prevReady?.status, to: ready.status, reason: ready.reason } } : {}),
+  };
+}
+
+/** A Kubernetes Event on the SecretSync (events.k8s.io/v1), for transitions people should see. */
+export async function recordEvent(
+  api: EventsV1Api,
+  ss: SecretSync,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  note: string,
+  reportingInstance: string,
+): Promise<void> {
+  const t = new Date();
+  await api.createNamespacedEvent({
+    namespace: ss.metadata.namespace,
+    body: {
+      metadata: { generateName: `${ss.metadata.name}.`, namespace: ss.metadata.namespace },
+      eventTime: t,
+      action: 'Reconcile',
+      reason,
+      note: note.slice(0, 1024),
+      type,
+      reportingController: 'secretsync.io/controller',
+      reportingInstance: reportingInstance.slice(0, 128),
+      regarding: {
+        apiVersion: ss.apiVersion,
+        kind: ss.kind,
+        name: ss.metadata.name,
+        namespace: ss.metadata.namespace,
+        ...(ss.metadata.uid ? { uid: ss.metadata.uid } : {}),
+      },
+    },
+  });
+}

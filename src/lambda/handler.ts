@@ -1,0 +1,119 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import pino from 'pino';
+import { loadConfig, type SyncConfig } from './config.ts';
+import { TokenCache } from './eks-token.ts';
+import { isSyncError, SyncError } from './errors.ts';
+import { createKubeClient, type KubeClient } from './kube-client.ts';
+import { readCurrentSecret } from './secret-reader.ts';
+import { reportSync } from './status.ts';
+import { runSync } from './sync.ts';
+
+// Module scope: created once per container and reused while it is warm (clients, connections,
+// the EKS token). Logs are JSON lines with counts and key names at debug only — never values.
+const log = pino({
+  level: process.env.SECRETSYNC_LOG_LEVEL ?? 'info',
+  base: { fn: process.env.AWS_LAMBDA_FUNCTION_NAME },
+  timestamp: pino.stdTimeFunctions.isoTime,
+});
+
+interface State {
+  config: SyncConfig;
+  secrets: SecretsManagerClient;
+  kube: KubeClient;
+  tokens: TokenCache;
+}
+let state: State | undefined;
+
+function init(): State {
+  // A configuration error fails every invocation with the same clear message until the
+  // controller fixes the function; it cannot be reported on a SecretSync it cannot name.
+  const config = loadConfig(process.env);
+  const secrets = new SecretsManagerClient({ region: config.region, maxAttempts: 3 });
+  const tokens = new TokenCache({
+    region: config.region,
+    clusterName: config.clusterName,
+    credentials: () => secrets.config.credentials(),
+  });
+  const kube = createKubeClient({
+    endpoint: config.apiEndpoint,
+    caPem: config.caPem,
+    token: () => tokens.get(),
+  });
+  return { config, secrets, kube, tokens };
+}
+
+export interface SyncResponse {
+  outcome: 'Synced' | 'Failed';
+  reason?: string;
+  versionId?: string;
+  keys?: number;
+  wrote?: boolean;
+}
+
+export async function handler(event: unknown): Promise<SyncResponse> {
+  const started = performance.now();
+  state ??= init();
+  const { config, secrets, kube, tokens } = state;
+  const ctx = { namespace: config.namespace, name: config.syncName, trigger: triggerOf(event) };
+  try {
+    const result = await runSync({
+      config,
+      kube,
+      log: log.child(ctx),
+      readSecret: () => readCurrentSecret(secrets, config.secretArn, config.versionStage),
+      onUnauthorized: () => tokens.invalidate(),
+    });
+    await reportSync(kube, config, { ok: true, result }, new Date());
+    const c = result.changes;
+    log.info(
+      {
+        ...ctx,
+        outcome: 'Synced',
+        versionId: result.versionId,
+        keys: result.keys,
+        wrote: result.wrote,
+        attempts: result.attempts,
+        added: c.added.length,
+        updated: c.updated.length,
+        removed: c.removed.length,
+        unchanged: c.unchanged.length,
+        kept: c.kept.length,
+        durationMs: Math.round(performance.now() - started),
+      },
+      'sync',
+    );
+    return { outcome: 'Synced', versionId: result.versionId, keys: result.keys, wrote: result.wrote };
+  } catch (err) {
+    const error = isSyncError(err)
+      ? err
+      : new SyncError('ApiUnavailable', `unexpected failure: ${(err as Error).name}`, { retryable: true });
+    try {
+      await reportSync(kube, config, { ok: false, error }, new Date());
+    } catch (reportErr) {
+      log.warn(
+        { ...ctx, err: (reportErr as Error).message },
+        'could not report the failure on the SecretSync',
+      );
+    }
+    log.error(
+      {
+        ...ctx,
+        outcome: 'Failed',
+        reason: error.reason,
+        retryable: error.retryable,
+        message: error.message,
+        durationMs: Math.round(performance.now() - started),
+      },
+      'sync',
+    );
+    // Retryable: fail the invocation so Lambda's async retries run. Permanent: reported, done.
+    if (error.retryable) throw error;
+    return { outcome: 'Failed', reason: error.reason };
+  }
+}
+
+function triggerOf(event: unknown): string {
+  const e = event as { source?: string; 'detail-type'?: string; trigger?: string } | undefined;
+  if (e?.source === 'aws.secretsmanager') return 'event';
+  return e?.trigger ?? 'invoke';
+}

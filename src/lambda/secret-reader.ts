@@ -1,0 +1,68 @@
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SyncError } from './errors.ts';
+import type { SecretValue } from './payload.ts';
+
+export interface CurrentSecret {
+  versionId: string;
+  value: SecretValue;
+}
+
+/**
+ * Reads the value the configured stage points to now — never the version an event names — so
+ * duplicate and out-of-order events all converge on the current value. SDK errors are translated
+ * here, once, into the function's reasons; messages carry AWS's wording, which never includes values.
+ */
+export async function readCurrentSecret(
+  client: SecretsManagerClient,
+  secretArn: string,
+  versionStage: string,
+): Promise<CurrentSecret> {
+  try {
+    const out = await client.send(
+      new GetSecretValueCommand({ SecretId: secretArn, VersionStage: versionStage }),
+    );
+    if (!out.VersionId) throw new SyncError('InvalidPayload', 'GetSecretValue returned no VersionId');
+    return {
+      versionId: out.VersionId,
+      value: { SecretString: out.SecretString, SecretBinary: out.SecretBinary },
+    };
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+function translate(err: unknown): unknown {
+  if (err instanceof SyncError) return err;
+  const e = err as {
+    name?: string;
+    message?: string;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const msg = e.message ?? String(err);
+  switch (e.name) {
+    case 'ResourceNotFoundException':
+      return new SyncError('SecretNotFound', `the AWS secret or the requested stage does not exist: ${msg}`);
+    case 'AccessDeniedException':
+    case 'AccessDenied':
+      return new SyncError('AccessDenied', `GetSecretValue was denied: ${msg}`);
+    case 'DecryptionFailure':
+    case 'KMSInvalidStateException':
+    case 'KMSDisabledException':
+      return new SyncError('DecryptionFailed', `Secrets Manager could not decrypt the secret: ${msg}`);
+    case 'InvalidRequestException':
+      // e.g. "You can't perform this operation on the secret because it was marked for deletion."
+      return new SyncError('SecretNotFound', `the AWS secret cannot be read: ${msg}`);
+    case 'InvalidParameterException':
+      return new SyncError('InvalidConfiguration', `GetSecretValue refused the request: ${msg}`);
+  }
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return new SyncError(
+    'SecretsManagerUnavailable',
+    `Secrets Manager did not answer (${e.name ?? 'error'}): ${msg}`,
+    {
+      retryable: true,
+      cause: status ? undefined : err,
+    },
+  );
+}

@@ -1,0 +1,168 @@
+import type { Logger } from 'pino';
+import type { SyncConfig } from './config.ts';
+import { SyncError } from './errors.ts';
+import { type KubeClient, KubeHttpError, KubeUnreachableError } from './kube-client.ts';
+import {
+  computeMerge,
+  keysOwnedBy,
+  keysOwnedByOthers,
+  LAMBDA_FIELD_MANAGER,
+  type ManagedFieldsEntry,
+  type MergeChanges,
+} from './merge.ts';
+import { secretDataFrom } from './payload.ts';
+import type { CurrentSecret } from './secret-reader.ts';
+
+/**
+ * One sync: read the current AWS value, write it into the target Secret, and check the AWS
+ * version did not move meanwhile. Overlapping invocations (two changes in quick succession) can
+ * otherwise end with the older value written last; with the re-check, whichever invocation writes
+ * last has seen the current version after its write, or goes round again.
+ */
+export interface SyncDeps {
+  config: SyncConfig;
+  readSecret: () => Promise<CurrentSecret>;
+  kube: KubeClient;
+  log: Logger;
+  /** Called when the API server rejected the token, so the next request signs a fresh one. */
+  onUnauthorized?: () => void;
+}
+
+export interface SyncResult {
+  versionId: string;
+  keys: number;
+  changes: Omit<MergeChanges, 'changed'>;
+  wrote: boolean;
+  attempts: number;
+}
+
+interface SecretObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion: string;
+    managedFields?: ManagedFieldsEntry[];
+  };
+  data?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+const MAX_ATTEMPTS = 4;
+
+export async function runSync(deps: SyncDeps): Promise<SyncResult> {
+  const { config, kube } = deps;
+  const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${config.targetName}`;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const current = await deps.readSecret();
+    // Parse and validate before touching the Secret: a bad payload must leave it as it is.
+    const desired = secretDataFrom(current.value, config.keyMapping);
+    const secret = await kubeCall(deps, 'read the target Secret', () =>
+      kube.request<SecretObject>('GET', secretPath),
+    );
+    const managed = secret.body.metadata.managedFields;
+    const outcome = computeMerge({
+      name: config.targetName,
+      namespace: config.namespace,
+      existing: secret.body.data,
+      desired,
+      owned: keysOwnedBy(managed, LAMBDA_FIELD_MANAGER),
+      ownedByOthers: keysOwnedByOthers(managed, LAMBDA_FIELD_MANAGER),
+      policy: config.mergePolicy,
+    });
+    const { changed, ...changes } = outcome;
+    const base = { versionId: current.versionId, keys: desired.size, changes, attempts: attempt };
+    if (!changed) return { ...base, wrote: false };
+
+    try {
+      if (outcome.policy === 'Merge') {
+        // resourceVersion in an apply patch is a precondition: a concurrent writer makes this 409.
+        const patch = {
+          ...outcome.patch,
+          metadata: { ...outcome.patch.metadata, resourceVersion: secret.body.metadata.resourceVersion },
+        };
+        await kubeCall(deps, 'apply the target Secret', () =>
+          kube.request('PATCH', secretPath, {
+            body: patch,
+            contentType: 'application/apply-patch+yaml',
+            query: { fieldManager: LAMBDA_FIELD_MANAGER, force: 'true' },
+          }),
+        );
+      } else {
+        const { managedFields: _mf, ...metadata } = secret.body.metadata;
+        await kubeCall(deps, 'replace the target Secret', () =>
+          kube.request('PUT', secretPath, {
+            body: { ...secret.body, metadata, data: outcome.data },
+            query: { fieldManager: LAMBDA_FIELD_MANAGER },
+          }),
+        );
+      }
+    } catch (err) {
+      if (err instanceof SyncError && err.reason === 'Conflict') {
+        deps.log.debug({ attempt }, 'target Secret changed while syncing; starting over');
+        continue;
+      }
+      throw err;
+    }
+    deps.log.debug({ keys: [...desired.keys()] }, 'synced key names');
+
+    const after = await deps.readSecret();
+    if (after.versionId === current.versionId) return { ...base, wrote: true };
+    deps.log.info({ attempt }, 'AWS version moved during the sync; syncing again');
+  }
+  throw new SyncError(
+    'Conflict',
+    `the target Secret or the AWS secret kept changing over ${MAX_ATTEMPTS} attempts`,
+  );
+}
+
+/** Runs a Kubernetes call and turns its failure into the function's reasons. */
+export async function kubeCall<T>(
+  deps: Pick<SyncDeps, 'config' | 'onUnauthorized'>,
+  what: string,
+  call: () => Promise<T>,
+) {
+  try {
+    return await call();
+  } catch (err) {
+    throw translateKube(deps, what, err);
+  }
+}
+
+function translateKube(
+  deps: Pick<SyncDeps, 'config' | 'onUnauthorized'>,
+  what: string,
+  err: unknown,
+): unknown {
+  const target = `${deps.config.namespace}/${deps.config.targetName}`;
+  if (err instanceof KubeUnreachableError) {
+    return new SyncError(
+      'ApiUnavailable',
+      `could not ${what}: the Kubernetes API server is unreachable (${err.message})`,
+    );
+  }
+  if (!(err instanceof KubeHttpError)) return err;
+  switch (err.status) {
+    case 401:
+      deps.onUnauthorized?.();
+      return new SyncError(
+        'Unauthorized',
+        `could not ${what}: the API server did not accept the function's EKS token (is the access entry in place?)`,
+      );
+    case 403:
+      return new SyncError('Forbidden', `could not ${what}: ${err.message}`);
+    case 404:
+      return new SyncError(
+        'TargetMissing',
+        `the target Secret ${target} does not exist; the controller recreates it`,
+      );
+    case 409:
+      return new SyncError('Conflict', `could not ${what}: ${err.message}`);
+    case 400:
+    case 413:
+    case 422:
+      // The API server refused the content (size, typed-Secret rules). Its messages name fields, not values.
+      return new SyncError('InvalidPayload', `the API server refused the Secret: ${err.message}`);
+    default:
+      return new SyncError('ApiUnavailable', `could not ${what}: ${err.message}`, { retryable: true });
+  }
+}
