@@ -1,4 +1,4 @@
-import type { CustomObjectsApi, EventsV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type {
   SecretSync,
   SecretSyncStatus,
@@ -131,13 +131,17 @@ export async function applyStatus(
   };
 }
 
-/** A Kubernetes Event on the SecretSync (events.k8s.io/v1), for transitions people should see. */
+/**
+ * A Kubernetes Event on the SecretSync, for transitions people should see in `kubectl describe`.
+ * core/v1 Events: client-node serializes events.k8s.io's MicroTime with milliseconds, which the
+ * API server refuses.
+ */
 export async function recordEvent(
-  api: EventsV1Api,
+  api: CoreV1Api,
   ss: SecretSync,
   type: 'Normal' | 'Warning',
   reason: string,
-  note: string,
+  message: string,
   reportingInstance: string,
 ): Promise<void> {
   const t = new Date();
@@ -145,20 +149,22 @@ export async function recordEvent(
     namespace: ss.metadata.namespace,
     body: {
       metadata: { generateName: `${ss.metadata.name}.`, namespace: ss.metadata.namespace },
-      eventTime: t,
-      action: 'Reconcile',
-      reason,
-      note: note.slice(0, 1024),
-      type,
-      reportingController: 'secretsync.io/controller',
-      reportingInstance: reportingInstance.slice(0, 128),
-      regarding: {
+      involvedObject: {
         apiVersion: ss.apiVersion,
         kind: ss.kind,
         name: ss.metadata.name,
         namespace: ss.metadata.namespace,
         ...(ss.metadata.uid ? { uid: ss.metadata.uid } : {}),
       },
+      reason,
+      message: message.slice(0, 1024),
+      type,
+      firstTimestamp: t,
+      lastTimestamp: t,
+      count: 1,
+      source: { component: 'secretsync-controller' },
+      reportingComponent: 'secretsync.io/controller',
+      reportingInstance: reportingInstance.slice(0, 128),
     },
   });
 }

@@ -1,0 +1,119 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateSecretCommand, SecretsManagerClient, type Tag } from '@aws-sdk/client-secrets-manager';
+import pino from 'pino';
+import { loadControllerConfig } from '../../src/controller/config.ts';
+import { type RunningController, startController } from '../../src/controller/controller.ts';
+import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
+import { adminKubeConfig, awsConfig, bed, core, customObjects } from './support.ts';
+
+export const api = { group: 'secretsync.io', version: 'v1alpha1', plural: 'secretsyncs' } as const;
+export const ZIP = new URL('../../dist/lambda/secretsync-lambda.zip', import.meta.url).pathname;
+
+/** Polls until `check` returns a value (not undefined); fails with the last observation. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(150);
+  }
+}
+
+/** The controller, in this process, against the test bed (as the image would run it, minus the lease by default). */
+export async function startTestController(extraArgs: string[] = []): Promise<RunningController> {
+  const b = bed();
+  process.env.AWS_ENDPOINT_URL = b.aws.url;
+  process.env.AWS_ACCESS_KEY_ID = b.aws.credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = b.aws.credentials.secretAccessKey;
+  process.env.AWS_REGION = b.aws.region;
+  const config = loadControllerConfig(
+    [
+      `--cluster-name=${b.clusterName}`,
+      `--region=${b.aws.region}`,
+      `--lambda-zip=${ZIP}`,
+      '--leader-elect=false',
+      '--metrics-port=0',
+      '--health-port=0',
+      '--resync-period=30s',
+      '--log-level=warn',
+      ...extraArgs,
+    ],
+    {},
+  );
+  return startController({ config, kc: adminKubeConfig(), log: pino({ level: 'warn' }) });
+}
+
+export async function createAwsSecret(name: string, value: string, tags: Tag[] = []): Promise<string> {
+  const sm = new SecretsManagerClient(awsConfig());
+  const out = await sm.send(new CreateSecretCommand({ Name: name, SecretString: value, Tags: tags }));
+  return out.ARN!;
+}
+
+export async function applySecretSync(
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await customObjects().createNamespacedCustomObject({
+    ...api,
+    namespace,
+    body: { apiVersion: 'secretsync.io/v1alpha1', kind: 'SecretSync', metadata: { name }, spec },
+  });
+}
+
+export async function getSecretSync(namespace: string, name: string): Promise<SecretSync | undefined> {
+  try {
+    return (await customObjects().getNamespacedCustomObject({ ...api, namespace, name })) as SecretSync;
+  } catch {
+    return undefined;
+  }
+}
+
+export const condition = (ss: SecretSync | undefined, type: string) =>
+  ss?.status?.conditions?.find((c) => c.type === type);
+
+/** The target Secret's data decoded to strings (undefined when missing). */
+export async function secretData(
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
+  try {
+    const s = await core().readNamespacedSecret({ namespace, name });
+    return Object.fromEntries(
+      Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitReady(namespace: string, name: string, timeoutMs = 60_000): Promise<SecretSync> {
+  return eventually(
+    `${namespace}/${name} Ready`,
+    async () => {
+      const ss = await getSecretSync(namespace, name);
+      const ready = condition(ss, 'Ready');
+      if (ready?.status === 'True') return ss;
+      if (ready && ready.reason !== 'Provisioning')
+        throw new Error(`Ready=${ready.status} ${ready.reason}: ${ready.message}`);
+      return undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits for every routed event and async invocation in the test bed to finish. */
+export async function idle(): Promise<void> {
+  await fetch(`${bed().aws.url}/_testbed/idle`);
+}

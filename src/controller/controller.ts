@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { DescribeClusterCommand } from '@aws-sdk/client-eks';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  RbacAuthorizationV1Api,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { type AwsClients, createAwsClients } from './aws/clients.ts';
+import { withDefaults } from './aws/desired.ts';
+import type { ControllerConfig } from './config.ts';
+import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
+import { type LeaderElector, startLeaderElection } from './leader.ts';
+import { createMetrics } from './metrics.ts';
+import { type ClusterState, type ReconcileDeps, reconcile } from './reconcile.ts';
+import { WorkQueue } from './workqueue.ts';
+
+/**
+ * The controller process: checks the cluster, elects a leader, and — while leading — watches
+ * SecretSyncs and reconciles them through a de-duplicating, rate-limited work queue.
+ */
+export interface RunningController {
+  /** For tests: reconcile a key now, bypassing the queue. */
+  reconcileNow(key: string): ReturnType<typeof reconcile>;
+  metricsText(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Counts every AWS call by service, operation and outcome (a middleware on each client). */
+function instrument(clients: AwsClients, metrics: ReturnType<typeof createMetrics>): AwsClients {
+  for (const [service, client] of Object.entries(clients) as [
+    string,
+    { middlewareStack: { add: Function } },
+  ][]) {
+    client.middlewareStack.add(
+      (next: (a: unknown) => Promise<unknown>, ctx: { commandName?: string }) => async (args: unknown) => {
+        try {
+          const out = await next(args);
+          metrics.awsCalls.inc({ service, operation: ctx.commandName ?? '?', outcome: 'ok' });
+          return out;
+        } catch (err) {
+          metrics.awsCalls.inc({
+            service,
+            operation: ctx.commandName ?? '?',
+            outcome: (err as Error).name ?? 'error',
+          });
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'secretsyncMetrics' },
+    );
+  }
+  return clients;
+}
+
+export async function startController(opts: {
+  config: ControllerConfig;
+  kc: KubeConfig;
+  log: Logger;
+}): Promise<RunningController> {
+  const { config, kc, log } = opts;
+  const metrics = createMetrics();
+  const endpoint = process.env.AWS_ENDPOINT_URL;
+  const clientsByRegion = new Map<string, AwsClients>();
+  const home = instrument(
+    createAwsClients({ region: config.region, ...(endpoint ? { endpoint } : {}) }),
+    metrics,
+  );
+  clientsByRegion.set(config.region, home);
+  const awsFor = (region: string): AwsClients => {
+    let c = clientsByRegion.get(region);
+    if (!c) {
+      // Access entries live with the cluster, whatever region the secret is in.
+      c = {
+        ...instrument(createAwsClients({ region, ...(endpoint ? { endpoint } : {}) }), metrics),
+        eks: home.eks,
+      };
+      clientsByRegion.set(region, c);
+    }
+    return c;
+  };
+
+  const sts = new STSClient({ region: config.region, ...(endpoint ? { endpoint } : {}) });
+  const me = await sts.send(new GetCallerIdentityCommand({}));
+  const accountId = me.Account ?? '';
+  const partition = me.Arn?.split(':')[1] ?? 'aws';
+  log.info(
+    { account: accountId, identity: me.Arn, cluster: config.clusterName, region: config.region },
+    'starting',
+  );
+
+  const zip = readFileSync(config.lambda.zipPath);
+  const code = { zip, sha256: createHash('sha256').update(zip).digest('base64') };
+
+  let cluster: ClusterState = {};
+  const checkCluster = async () => {
+    try {
+      const out = await home.eks.send(new DescribeClusterCommand({ name: config.clusterName }));
+      const c = out.cluster;
+      cluster = {
+        ...(c?.endpoint ? { endpoint: c.endpoint } : {}),
+        ...(c?.certificateAuthority?.data ? { certificateAuthorityData: c.certificateAuthority.data } : {}),
+        authenticationMode: c?.accessConfig?.authenticationMode ?? 'CONFIG_MAP',
+      };
+    } catch (err) {
+      cluster = { ...cluster, error: (err as Error).message };
+      log.error({ err: (err as Error).message }, 'DescribeCluster failed');
+    }
+  };
+  await checkCluster();
+  if (cluster.authenticationMode && !['API', 'API_AND_CONFIG_MAP'].includes(cluster.authenticationMode)) {
+    log.error(
+      { mode: cluster.authenticationMode },
+      'the cluster does not use access entries; every SecretSync will report it',
+    );
+  }
+
+  const deps: ReconcileDeps = {
+    kube: {
+      custom: kc.makeApiClient(CustomObjectsApi),
+      core: kc.makeApiClient(CoreV1Api),
+      rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    },
+    awsFor,
+    settings: withDefaults({
+      clusterName: config.clusterName,
+      region: config.region,
+      accountId,
+      partition,
+      iamPath: config.iamPath,
+      namePrefix: config.namePrefix,
+      permissionsBoundaryArn: config.permissionsBoundary,
+      runtime: config.lambda.runtime,
+      architecture: config.lambda.architecture,
+      memoryMb: config.lambda.memoryMb,
+      timeoutSeconds: config.lambda.timeoutSeconds,
+      vpc:
+        config.lambda.subnetIds.length > 0
+          ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
+          : undefined,
+      logRetentionDays: config.lambda.logRetentionDays,
+    }),
+    code,
+    cluster: () => cluster,
+    tenancy: config.tenancy,
+    log,
+    metrics,
+    identity: config.identity,
+    clusterRecheckMs: config.clusterCheckMs,
+  };
+
+  const queue = new WorkQueue({ concurrency: config.concurrency });
+  queue.onError = (key, err, delayMs) =>
+    log.warn({ key, err: (err as Error).message, retryInMs: delayMs }, 'reconcile failed; backing off');
+  queue.onProcessed = (_key, ms, ok) => {
+    metrics.reconciles.inc({ result: ok ? 'success' : 'error' });
+    metrics.reconcileSeconds.observe(ms / 1000);
+    metrics.queueDepth.set(queue.depth);
+  };
+  let informer: RunningInformer | undefined;
+  const clusterTimer = setInterval(() => void checkCluster(), config.clusterCheckMs);
+  clusterTimer.unref();
+
+  const startWork = () => {
+    metrics.leader.set(1);
+    queue.start((key) => reconcile(deps, key));
+    informer = startSecretSyncInformer({
+      kc,
+      namespaces: config.namespaces,
+      onKey: (k) => queue.add(k),
+      log,
+      resyncMs: config.resyncMs,
+    });
+  };
+  let leader: LeaderElector | undefined;
+  if (config.leaderElect) {
+    leader = startLeaderElection({
+      kc,
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      identity: config.identity,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      log,
+      onStartedLeading: startWork,
+      onStoppedLeading: () => {
+        // Another replica owns the work now; stop rather than risk two writers.
+        metrics.leader.set(0);
+        log.error('lost leadership; stopping work');
+        void informer?.stop();
+        void queue.shutdown();
+      },
+    });
+  } else startWork();
+
+  let ready = false;
+  const servers: Server[] = [];
+  if (config.metricsPort > 0) {
+    const s = createServer(async (req, res) => {
+      if (req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(await metrics.registry.metrics());
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    s.listen(config.metricsPort);
+    servers.push(s);
+  }
+  if (config.healthPort > 0) {
+    const s = createServer((req, res) => {
+      // Ready: the cluster answered and, if leading, the informer has listed.
+      const ok = req.url === '/healthz' || (req.url === '/readyz' && ready);
+      res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'not ready');
+    });
+    s.listen(config.healthPort);
+    servers.push(s);
+  }
+  ready = true;
+
+  return {
+    reconcileNow: (key) => reconcile(deps, key),
+    metricsText: () => metrics.registry.metrics(),
+    async stop() {
+      ready = false;
+      clearInterval(clusterTimer);
+      await informer?.stop();
+      await queue.shutdown();
+      await leader?.stop();
+      for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+      log.info('stopped');
+    },
+  };
+}
