@@ -32,11 +32,9 @@ export interface RunningController {
 
 /** Counts every AWS call by service, operation and outcome (a middleware on each client). */
 function instrument(clients: AwsClients, metrics: ReturnType<typeof createMetrics>): AwsClients {
-  for (const [service, client] of Object.entries(clients) as [
-    string,
-    { middlewareStack: { add: Function } },
-  ][]) {
-    client.middlewareStack.add(
+  for (const [service, client] of Object.entries(clients) as [string, AwsClients[keyof AwsClients]][]) {
+    // The clients' middleware stacks differ only in their input/output types; count generically.
+    (client.middlewareStack as { add: (mw: unknown, opts: unknown) => void }).add(
       (next: (a: unknown) => Promise<unknown>, ctx: { commandName?: string }) => async (args: unknown) => {
         try {
           const out = await next(args);

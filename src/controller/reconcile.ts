@@ -238,10 +238,13 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       username: names.eksUsername,
       labels,
     });
-    // Creating the target is needed once, and again if the function found it missing.
+    // Creating the target is needed before the first sync (also the first after a tenancy teardown,
+    // which drops lastInvokeTime), and again if the function found it missing. status.targetName
+    // alone cannot tell: passes that stopped early (PolicyDenied, SecretNotFound, …) record it too.
     const syncedReason = ss.status?.conditions?.find((c) => c.type === 'Synced')?.reason;
+    const beforeFirstSync = !ss.spec.suspend && !ss.status?.lastInvokeTime;
     let recreated = false;
-    if (ss.status?.targetName !== targetName || syncedReason === 'TargetMissing') {
+    if (beforeFirstSync || ss.status?.targetName !== targetName || syncedReason === 'TargetMissing') {
       recreated =
         (await ensureTargetSecret(deps.kube.core, {
           namespace,

@@ -10,11 +10,11 @@ export type TenancyMode = 'tag' | 'allow-all';
 export type TenancyDecision = { allowed: true; why: string } | { allowed: false; why: string };
 
 export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map(escape).join('[a-z0-9-]*')}$`);
+  const re = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('[a-z0-9-]*')}$`);
   return re.test(value);
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export function decideTenancy(
   mode: TenancyMode,
