@@ -11,7 +11,7 @@ import type { KnownCredentials } from './eks-token-check.ts';
 import { createEventRouter, type EventRouter } from './event-router.ts';
 import { type FrontDoor, startFrontDoor } from './front-door.ts';
 import { type Kube, startKube } from './kube.ts';
-import { FunctionCodeStore, LambdaRunner } from './lambda-runner.ts';
+import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
 import { startMoto } from './moto.ts';
 import { binaries } from './paths.ts';
 import { createPki } from './pki.ts';
@@ -61,6 +61,8 @@ export interface TestbedOptions {
   quiet?: boolean;
   /** Delays before Lambda's two async retries; AWS waits about 1 and 2 minutes, tests less. */
   asyncRetryDelaysMs?: number[];
+  /** Reuse function processes between invocations, like warm Lambda containers (default: a fresh process each time). */
+  warmLambdas?: boolean;
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -127,7 +129,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       }),
     );
     // The runner assumes each function's role itself (straight at moto): record those credentials too.
-    const runner = new LambdaRunner({
+    const runnerOptions: LambdaRunnerOptions = {
       endpoint: aws,
       codeStore: new FunctionCodeStore(),
       asyncRetryDelaysMs: opts.asyncRetryDelaysMs ?? [500, 1000],
@@ -136,7 +138,9 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
           secretAccessKey: c.secretAccessKey,
           ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
         }),
-    });
+      warm: opts.warmLambdas ?? false,
+    };
+    const runner = new LambdaRunner(runnerOptions);
     stoppers.push(() => runner.close());
     frontDoor.use(runner.interceptor);
     const router = createEventRouter({ endpoint: aws, runner, log });
@@ -223,6 +227,10 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     frontDoor.control('/_testbed/restart-apiserver', async () => {
       await kube.restartApiserver();
       return json({ ok: true });
+    });
+    frontDoor.control('/_testbed/warm', async (_r, body) => {
+      runnerOptions.warm = JSON.parse(body.toString()).warm === true;
+      return json({ warm: runnerOptions.warm });
     });
     frontDoor.control('/_testbed/auth-mode', async (_r, body) => {
       const o = clusterOverrides[clusterName];
