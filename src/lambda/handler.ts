@@ -5,16 +5,22 @@ import { TokenCache } from './eks-token.ts';
 import { isSyncError, SyncError } from './errors.ts';
 import { createKubeClient, type KubeClient } from './kube-client.ts';
 import { readCurrentSecret } from './secret-reader.ts';
-import { reportSync } from './status.ts';
+import { readStatus, reportSync } from './status.ts';
 import { runSync } from './sync.ts';
 
 // Module scope: created once per container and reused while it is warm (clients, connections,
 // the EKS token). Logs are JSON lines with counts and key names at debug only — never values.
-const log = pino({
-  level: process.env.SECRETSYNC_LOG_LEVEL ?? 'info',
-  base: { fn: process.env.AWS_LAMBDA_FUNCTION_NAME },
-  timestamp: pino.stdTimeFunctions.isoTime,
-});
+// Written synchronously: pino's default destination writes from the thread pool after the call
+// returns, so the handler's last line (the `sync` record) could still be pending when the runtime
+// freezes or reclaims the environment after the response — and be lost, or land in a later invocation.
+const log = pino(
+  {
+    level: process.env.SECRETSYNC_LOG_LEVEL ?? 'info',
+    base: { fn: process.env.AWS_LAMBDA_FUNCTION_NAME },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  },
+  pino.destination({ dest: 1, sync: true }),
+);
 
 interface State {
   config: SyncConfig;
@@ -55,6 +61,9 @@ export async function handler(event: unknown): Promise<SyncResponse> {
   state ??= init();
   const { config, secrets, kube, tokens } = state;
   const ctx = { namespace: config.namespace, name: config.syncName, trigger: triggerOf(event) };
+  // The status read does not depend on the sync: start it now. Its failure surfaces when reporting.
+  const statusRead = readStatus(kube, config);
+  statusRead.catch(() => {});
   try {
     const result = await runSync({
       config,
@@ -63,7 +72,7 @@ export async function handler(event: unknown): Promise<SyncResponse> {
       readSecret: () => readCurrentSecret(secrets, config.secretArn, config.versionStage),
       onUnauthorized: () => tokens.invalidate(),
     });
-    await reportSync(kube, config, { ok: true, result }, new Date());
+    await reportSync(kube, config, { ok: true, result }, new Date(), statusRead);
     const c = result.changes;
     log.info(
       {
@@ -88,7 +97,13 @@ export async function handler(event: unknown): Promise<SyncResponse> {
       ? err
       : new SyncError('ApiUnavailable', `unexpected failure: ${(err as Error).name}`, { retryable: true });
     try {
-      await reportSync(kube, config, { ok: false, error }, new Date());
+      await reportSync(
+        kube,
+        config,
+        { ok: false, error },
+        new Date(),
+        statusRead.catch(() => readStatus(kube, config)),
+      );
     } catch (reportErr) {
       log.warn(
         { ...ctx, err: (reportErr as Error).message },

@@ -26,9 +26,13 @@ interface SyncStatus {
   lastSyncChanges?: Record<string, number>;
 }
 
-interface SecretSyncObject {
+export interface SecretSyncObject {
   metadata: { generation?: number };
   status?: SyncStatus;
+}
+
+export async function readStatus(kube: KubeClient, config: SyncConfig): Promise<SecretSyncObject> {
+  return (await kube.request<SecretSyncObject>('GET', statusPath(config))).body;
 }
 
 export function statusPath(config: SyncConfig): string {
@@ -45,9 +49,11 @@ export async function reportSync(
   config: SyncConfig,
   outcome: { ok: true; result: SyncResult } | { ok: false; error: SyncError },
   now: Date,
+  /** The status read, when the caller started it early (in parallel with the sync). */
+  read?: Promise<SecretSyncObject>,
 ): Promise<void> {
   const path = statusPath(config);
-  const current = (await kube.request<SecretSyncObject>('GET', path)).body;
+  const current = await (read ?? readStatus(kube, config));
   const previous = current.status?.conditions?.find((c) => c.type === 'Synced');
   const status: Condition['status'] = outcome.ok ? 'True' : 'False';
   const condition: Condition = {

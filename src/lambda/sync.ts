@@ -53,12 +53,17 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
   const { config, kube } = deps;
   const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${config.targetName}`;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const current = await deps.readSecret();
-    // Parse and validate before touching the Secret: a bad payload must leave it as it is.
+    // Both reads at once (they are independent); an AWS failure is reported before a Kubernetes one.
+    const [awsRead, kubeRead] = await Promise.allSettled([
+      deps.readSecret(),
+      kubeCall(deps, 'read the target Secret', () => kube.request<SecretObject>('GET', secretPath)),
+    ]);
+    if (awsRead.status === 'rejected') throw awsRead.reason;
+    const current = awsRead.value;
+    // Parse and validate before writing: a bad payload must leave the Secret as it is.
     const desired = secretDataFrom(current.value, config.keyMapping);
-    const secret = await kubeCall(deps, 'read the target Secret', () =>
-      kube.request<SecretObject>('GET', secretPath),
-    );
+    if (kubeRead.status === 'rejected') throw kubeRead.reason;
+    const secret = kubeRead.value;
     const managed = secret.body.metadata.managedFields;
     const outcome = computeMerge({
       name: config.targetName,
