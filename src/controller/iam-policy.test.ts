@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { controllerIdentityPolicy } from './iam-policy.ts';
+
+const base = {
+  accountId: '123456789012',
+  regions: [],
+  clusterRegion: 'eu-west-1',
+  clusterName: 'prod',
+  iamPath: '/secretsync/',
+  namePrefix: 'secretsync',
+};
+
+describe('controller IAM policy (pure)', () => {
+  const doc = controllerIdentityPolicy(base);
+  const all = doc.Statement.flatMap((s) => s.Action.map((a) => ({ a, s })));
+
+  it('never grants GetSecretValue, wildcards of actions, or Resource * on a write', () => {
+    expect(all.some(({ a }) => a === 'secretsmanager:GetSecretValue')).toBe(false);
+    expect(all.some(({ a }) => a.includes('*'))).toBe(false);
+    for (const s of doc.Statement) for (const r of s.Resource) expect(r).not.toBe('*');
+  });
+
+  it('scopes roles to the path and prefix and passes them to Lambda only', () => {
+    const pass = doc.Statement.find((s) => s.Action.includes('iam:PassRole'))!;
+    expect(pass.Resource).toEqual(['arn:aws:iam::123456789012:role/secretsync/secretsync-*']);
+    expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' } });
+  });
+
+  it('requires the permissions boundary on CreateRole when configured, and cannot remove it', () => {
+    const withB = controllerIdentityPolicy({
+      ...base,
+      permissionsBoundaryArn: 'arn:aws:iam::123456789012:policy/b',
+    });
+    const create = withB.Statement.find((s) => s.Action.includes('iam:CreateRole'))!;
+    expect(create.Condition).toEqual({
+      StringEquals: { 'iam:PermissionsBoundary': 'arn:aws:iam::123456789012:policy/b' },
+    });
+    expect(withB.Statement.flatMap((s) => s.Action)).not.toContain('iam:DeleteRolePermissionsBoundary');
+  });
+
+  it('limits access entries to the one cluster', () => {
+    const eks = doc.Statement.find((s) => s.Action.includes('eks:CreateAccessEntry'))!;
+    expect(eks.Resource).toEqual([
+      'arn:aws:eks:eu-west-1:123456789012:cluster/prod',
+      'arn:aws:eks:eu-west-1:123456789012:access-entry/prod/*',
+    ]);
+  });
+});

@@ -1,0 +1,208 @@
+/**
+ * The controller's own IAM identity policy, generated from its settings (`secretsync iam-policy`):
+ * every action the controller calls, on only the resources its names can take — roles under the IAM
+ * path and name prefix, functions/rules/log groups with the prefix, access entries of one cluster —
+ * PassRole only to Lambda, CreateRole only with the permissions boundary when one is configured,
+ * DescribeSecret and never GetSecretValue.
+ */
+export interface IamPolicyInput {
+  accountId: string;
+  /** Regions SecretSyncs may use; ['*'] for any. The cluster's region is always included. */
+  regions: string[];
+  clusterRegion: string;
+  clusterName: string;
+  iamPath: string;
+  namePrefix: string;
+  permissionsBoundaryArn?: string | undefined;
+  partition?: string;
+}
+
+interface Statement {
+  Sid: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string[];
+  Resource: string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export function controllerIdentityPolicy(i: IamPolicyInput): {
+  Version: '2012-10-17';
+  Statement: Statement[];
+} {
+  const p = i.partition ?? 'aws';
+  const acct = i.accountId;
+  const regions = i.regions.includes('*') ? ['*'] : [...new Set([i.clusterRegion, ...i.regions])].sort();
+  const perRegion = (f: (r: string) => string) => regions.map(f);
+  const roleArn = `arn:${p}:iam::${acct}:role${i.iamPath}${i.namePrefix}-*`;
+  const boundary = i.permissionsBoundaryArn;
+  const statements: Statement[] = [
+    {
+      Sid: 'ManageFunctionRoles',
+      Effect: 'Allow',
+      Action: [
+        'iam:DeleteRole',
+        'iam:DeleteRolePolicy',
+        'iam:DetachRolePolicy',
+        'iam:GetRole',
+        'iam:GetRolePolicy',
+        'iam:ListAttachedRolePolicies',
+        'iam:ListRolePolicies',
+        'iam:PutRolePolicy',
+        'iam:TagRole',
+        'iam:UntagRole',
+        'iam:UpdateAssumeRolePolicy',
+        'iam:UpdateRole',
+        // Without a boundary the controller may also remove one someone added; with one it may not.
+        ...(boundary ? [] : ['iam:DeleteRolePermissionsBoundary']),
+      ].sort(),
+      Resource: [roleArn],
+    },
+    {
+      Sid: 'CreateFunctionRoles',
+      Effect: 'Allow',
+      Action: ['iam:CreateRole', 'iam:PutRolePermissionsBoundary'],
+      Resource: [roleArn],
+      ...(boundary ? { Condition: { StringEquals: { 'iam:PermissionsBoundary': boundary } } } : {}),
+    },
+    {
+      Sid: 'PassFunctionRolesToLambdaOnly',
+      Effect: 'Allow',
+      Action: ['iam:PassRole'],
+      Resource: [roleArn],
+      Condition: { StringEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' } },
+    },
+    {
+      Sid: 'ManageFunctions',
+      Effect: 'Allow',
+      Action: [
+        'lambda:AddPermission',
+        'lambda:CreateFunction',
+        'lambda:DeleteFunction',
+        'lambda:DeleteFunctionEventInvokeConfig',
+        'lambda:GetFunction',
+        'lambda:GetFunctionConfiguration',
+        'lambda:GetFunctionEventInvokeConfig',
+        'lambda:GetPolicy',
+        'lambda:InvokeFunction',
+        'lambda:ListTags',
+        'lambda:PutFunctionEventInvokeConfig',
+        'lambda:RemovePermission',
+        'lambda:TagResource',
+        'lambda:UntagResource',
+        'lambda:UpdateFunctionCode',
+        'lambda:UpdateFunctionConfiguration',
+      ],
+      Resource: perRegion((r) => `arn:${p}:lambda:${r}:${acct}:function:${i.namePrefix}-*`),
+    },
+    {
+      Sid: 'ManageRules',
+      Effect: 'Allow',
+      Action: [
+        'events:DeleteRule',
+        'events:DescribeRule',
+        'events:DisableRule',
+        'events:EnableRule',
+        'events:ListTagsForResource',
+        'events:ListTargetsByRule',
+        'events:PutRule',
+        'events:PutTargets',
+        'events:RemoveTargets',
+        'events:TagResource',
+        'events:UntagResource',
+      ],
+      Resource: perRegion((r) => `arn:${p}:events:${r}:${acct}:rule/${i.namePrefix}-*`),
+    },
+    {
+      Sid: 'ManageLogGroups',
+      Effect: 'Allow',
+      Action: [
+        'logs:CreateLogGroup',
+        'logs:DeleteLogGroup',
+        'logs:ListTagsForResource',
+        'logs:PutRetentionPolicy',
+        'logs:TagResource',
+        'logs:UntagResource',
+      ],
+      Resource: perRegion((r) => `arn:${p}:logs:${r}:${acct}:log-group:/aws/lambda/${i.namePrefix}-*`),
+    },
+    {
+      // DescribeLogGroups is a list call: IAM authorizes it on the account's log-group namespace.
+      Sid: 'FindLogGroups',
+      Effect: 'Allow',
+      Action: ['logs:DescribeLogGroups'],
+      Resource: perRegion((r) => `arn:${p}:logs:${r}:${acct}:log-group:*`),
+    },
+    {
+      Sid: 'ManageAccessEntriesOfOneCluster',
+      Effect: 'Allow',
+      Action: [
+        'eks:CreateAccessEntry',
+        'eks:DeleteAccessEntry',
+        'eks:DescribeAccessEntry',
+        'eks:ListAssociatedAccessPolicies',
+        'eks:TagResource',
+        'eks:UntagResource',
+        'eks:UpdateAccessEntry',
+      ],
+      Resource: [
+        `arn:${p}:eks:${i.clusterRegion}:${acct}:cluster/${i.clusterName}`,
+        `arn:${p}:eks:${i.clusterRegion}:${acct}:access-entry/${i.clusterName}/*`,
+      ],
+    },
+    {
+      Sid: 'ReadCluster',
+      Effect: 'Allow',
+      Action: ['eks:DescribeCluster'],
+      Resource: [`arn:${p}:eks:${i.clusterRegion}:${acct}:cluster/${i.clusterName}`],
+    },
+    {
+      // Metadata only (ARN, KMS key, tags for tenancy). The controller never reads a value.
+      Sid: 'ResolveSecrets',
+      Effect: 'Allow',
+      Action: ['secretsmanager:DescribeSecret'],
+      Resource: perRegion((r) => `arn:${p}:secretsmanager:${r}:${acct}:secret:*`),
+    },
+  ];
+  return { Version: '2012-10-17', Statement: statements };
+}
+
+/** Trust policy for IRSA: the cluster's OIDC provider, one service account. */
+export function irsaTrustPolicy(o: {
+  accountId: string;
+  oidcIssuer: string;
+  namespace: string;
+  serviceAccount: string;
+  partition?: string;
+}) {
+  const issuer = o.oidcIssuer.replace(/^https:\/\//, '');
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Federated: `arn:${o.partition ?? 'aws'}:iam::${o.accountId}:oidc-provider/${issuer}` },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: {
+          StringEquals: {
+            [`${issuer}:sub`]: `system:serviceaccount:${o.namespace}:${o.serviceAccount}`,
+            [`${issuer}:aud`]: 'sts.amazonaws.com',
+          },
+        },
+      },
+    ],
+  };
+}
+
+/** Trust policy for EKS Pod Identity (the association names cluster, namespace and service account). */
+export function podIdentityTrustPolicy() {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Service: 'pods.eks.amazonaws.com' },
+        Action: ['sts:AssumeRole', 'sts:TagSession'],
+      },
+    ],
+  };
+}
