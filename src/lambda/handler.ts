@@ -102,7 +102,7 @@ export async function handler(event: unknown): Promise<SyncResponse> {
         config,
         { ok: false, error },
         new Date(),
-        statusRead.catch(() => readStatus(kube, config)),
+        readStatus(kube, config),
       );
     } catch (reportErr) {
       log.warn(
