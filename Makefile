@@ -63,8 +63,9 @@ test-integration: deps testbed-deps build
 testbed: deps testbed-deps build
 	node e2e/testbed/cli.ts
 
+# KEEP=1 leaves the test bed and the controller running at the end.
 demo: deps testbed-deps build
-	node e2e/demo.ts
+	KEEP=$(KEEP) node e2e/demo.ts
 
 bench: deps testbed-deps build
 	node bench/run.ts

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -89,16 +90,18 @@ spec:
   await kubectl('wait', '-n', 'demo', 'secretsync/payments-db', '--for=condition=Synced', '--timeout=60s');
   say('kubectl get secretsyncs -n demo -o wide');
   console.log(await kubectl('get', 'secretsyncs', '-n', 'demo', '-o', 'wide'));
-  const show = () =>
-    kubectl(
-      'get',
-      'secret',
-      'db-creds',
-      '-n',
-      'demo',
-      '-o',
-      'go-template={{range $k,$v := .data}}{{$k}}={{$v|base64decode}} {{end}}',
-    );
+  // Key names and a short hash of each value: the demo shows that values change, never the values.
+  const show = async () => {
+    const data = JSON.parse(
+      await kubectl('get', 'secret', 'db-creds', '-n', 'demo', '-o', 'jsonpath={.data}'),
+    ) as Record<string, string>;
+    return Object.entries(data)
+      .map(
+        ([k, v]) =>
+          `${k}=sha256:${createHash('sha256').update(Buffer.from(v, 'base64')).digest('hex').slice(0, 12)}`,
+      )
+      .join(' ');
+  };
   console.log(`  Secret demo/db-creds: ${await show()}`);
 
   say('Rotate the password in AWS Secrets Manager and watch the Secret follow');
@@ -127,10 +130,26 @@ spec:
   );
   console.log(JSON.stringify(status, null, 2).replace(/^/gm, '  '));
 
-  say('kubectl delete secretsync — the AWS side and the RBAC go, the Secret stays (deletionPolicy: Retain)');
-  await kubectl('delete', 'secretsync', 'payments-db', '-n', 'demo', '--timeout=60s');
-  console.log(await kubectl('get', 'secrets,roles,rolebindings', '-n', 'demo'));
-  say('Done. The test bed is torn down; run `make testbed` to keep one running and explore.');
+  const keep = process.env.KEEP !== undefined && process.env.KEEP !== '' && process.env.KEEP !== '0';
+  if (!keep) {
+    say(
+      'kubectl delete secretsync — the AWS side and the RBAC go, the Secret stays (deletionPolicy: Retain)',
+    );
+    await kubectl('delete', 'secretsync', 'payments-db', '-n', 'demo', '--timeout=60s');
+    console.log(await kubectl('get', 'secrets,roles,rolebindings', '-n', 'demo'));
+  }
+  if (keep) {
+    say('KEEP=1: the test bed and the controller stay up. In another shell:');
+    console.log(
+      `${bed.exports()}\n  kubectl get secretsyncs -A   # KUBECONFIG above\n\nCtrl-C stops everything.`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+  } else {
+    say('Done. Everything is torn down; `make demo KEEP=1` keeps it running to explore.');
+  }
 } catch (err) {
   failed = true;
   console.error(`\ndemo failed: ${(err as Error).message}\ncontroller log: ${controllerLog}`);

@@ -82,7 +82,7 @@ describe('the SecretSync CRD on a real API server', () => {
     expect(messageOf(err)).toMatch(c.expect);
   });
 
-  it('keeps source and target.name immutable and says how to change them', async () => {
+  it('keeps the AWS secret immutable and says how to change it; target and stage may change', async () => {
     const ns = await freshNamespace('crd');
     await create(ns, 'imm', { source: { secretId: 'prod/db' }, target: { name: 'one' } });
     const patch = (p: unknown) =>
@@ -96,10 +96,10 @@ describe('the SecretSync CRD on a real API server', () => {
           (e: unknown) => messageOf(e),
         );
     expect(await patch({ spec: { source: { secretId: 'prod/other' } } })).toMatch(
-      /spec.source is immutable; create a new SecretSync/,
+      /spec.source.secretId and spec.source.region are immutable; create a new SecretSync/,
     );
-    expect(await patch({ spec: { target: { name: 'two' } } })).toMatch(/spec.target.name is immutable/);
-    expect(await patch({ spec: { resyncInterval: '2h', target: { name: 'one', type: 'Opaque' } } })).toBe(
+    expect(await patch({ spec: { source: { region: 'us-east-1' } } })).toMatch(/are immutable/);
+    expect(await patch({ spec: { target: { name: 'two' }, source: { versionStage: 'BLUE' }, resyncInterval: '2h' } })).toBe(
       'accepted',
     );
   });

@@ -6,7 +6,7 @@ export const VERSION = 'v1alpha1';
 export const PLURAL = 'secretsyncs';
 export const KIND = 'SecretSync';
 
-/** The AWS Secrets Manager secret to read. Immutable: to sync a different AWS secret, create another SecretSync. */
+/** The AWS Secrets Manager secret to read. secretId and region are immutable: to sync a different AWS secret, create another SecretSync. versionStage may change. */
 export interface SecretSyncSpecSource {
   /** The secret's name (for example prod/payments/db) or its full ARN (arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/payments/db-AbCdEf). A name is resolved once to the full ARN with DescribeSecret; the resolved ARN is shown in status.secretArn and is the only resource the function may read. */
   secretId: string;
@@ -25,7 +25,7 @@ export interface SecretSyncSpecTargetKey {
 
 /** The Kubernetes Secret to write, in the SecretSync's namespace. */
 export interface SecretSyncSpecTarget {
-  /** Name of the target Secret. Defaults to the SecretSync's name. Immutable. The controller creates it empty if it does not exist; the function may get, update and patch this one Secret and nothing else. */
+  /** Name of the target Secret. Defaults to the SecretSync's name. The controller creates it empty if it does not exist; the function may get, update and patch this one Secret and nothing else. When changed, the new Secret is filled and the old one is kept (deletionPolicy Retain) or deleted (Delete). */
   name?: string;
   /** Secret type, used only when the controller creates the Secret. Typed Secrets are created with their required keys present and empty (for example tls.crt and tls.key), so the AWS secret must provide those keys. */
   type: "Opaque" | "kubernetes.io/tls" | "kubernetes.io/basic-auth" | "kubernetes.io/ssh-auth";
@@ -35,7 +35,7 @@ export interface SecretSyncSpecTarget {
 
 /** What to sync, where to, and how. */
 export interface SecretSyncSpec {
-  /** The AWS Secrets Manager secret to read. Immutable: to sync a different AWS secret, create another SecretSync. */
+  /** The AWS Secrets Manager secret to read. secretId and region are immutable: to sync a different AWS secret, create another SecretSync. versionStage may change. */
   source: SecretSyncSpecSource;
   /** The Kubernetes Secret to write, in the SecretSync's namespace. */
   target: SecretSyncSpecTarget;
