@@ -1,0 +1,124 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { type KubeClient, KubeHttpError } from './kube-client.ts';
+import type { CurrentSecret } from './secret-reader.ts';
+import { runSync } from './sync.ts';
+
+// Orderings the test bed cannot force (a write racing another writer, AWS moving between the read
+// and the re-check) are driven here with a scripted fake API server and AWS reader — fakes, by name.
+const CA = `-----BEGIN CERTIFICATE-----
+MIIBdzCCAR2gAwIBAgIUQ2VydGlmaWNhdGVGb3JUZXN0czAKBggqhkjOPQQDAjAR
+MQ8wDQYDVQQDDAZ0ZXN0Y2EwHhcNMjQwMTAxMDAwMDAwWhcNMzQwMTAxMDAwMDAw
+WjARMQ8wDQYDVQQDDAZ0ZXN0Y2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQx
+-----END CERTIFICATE-----`;
+
+function config() {
+  return {
+    secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf',
+    versionStage: 'AWSCURRENT',
+    region: 'eu-west-1',
+    clusterName: 'c',
+    apiEndpoint: 'https://k',
+    caPem: CA,
+    namespace: 'ns',
+    targetName: 'db',
+    syncName: 'db',
+    keyMapping: undefined,
+    mergePolicy: 'Merge' as const,
+  };
+}
+
+/** A fake API server holding one Secret; `onWrite` can inject a conflict. */
+function fakeKube(opts: { conflicts?: number } = {}) {
+  let data: Record<string, string> = {};
+  let rv = 1;
+  let conflicts = opts.conflicts ?? 0;
+  const writes: Record<string, string>[] = [];
+  const kube: KubeClient = {
+    async request<T>(method: string, _path: string, o?: { body?: unknown }) {
+      if (method === 'GET') {
+        // What the API server records after our applies: the function owns the keys it wrote.
+        const fieldsV1 = { 'f:data': Object.fromEntries(Object.keys(data).map((k) => [`f:${k}`, {}])) };
+        const managedFields = writes.length
+          ? [{ manager: 'secretsync-lambda', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1 }]
+          : [];
+        return {
+          status: 200,
+          body: {
+            metadata: { name: 'db', namespace: 'ns', resourceVersion: String(rv), managedFields },
+            data,
+          } as T,
+        };
+      }
+      if (conflicts > 0) {
+        conflicts--;
+        rv++;
+        throw new KubeHttpError(409, method, _path, 'Conflict', 'the object has been modified');
+      }
+      data = { ...((o?.body as { data: Record<string, string> }).data ?? {}) };
+      writes.push(data);
+      rv++;
+      return { status: 200, body: {} as T };
+    },
+  };
+  return { kube, writes, value: () => Buffer.from(data.password ?? '', 'base64').toString() };
+}
+
+const version = (id: string, password: string): CurrentSecret => ({
+  versionId: id,
+  value: { SecretString: JSON.stringify({ password }) },
+});
+
+describe('runSync ordering (scripted fakes for races the test bed cannot force)', () => {
+  it('goes round again when AWS moved between its read and its re-check, ending on the current value', async () => {
+    const k = fakeKube();
+    const reads = [version('v1', 'old'), version('v2', 'new'), version('v2', 'new'), version('v2', 'new')];
+    const r = await runSync({
+      config: config(),
+      kube: k.kube,
+      log: pino({ level: 'silent' }),
+      readSecret: async () => reads.shift()!,
+    });
+    expect(k.value()).toBe('new');
+    expect(r.versionId).toBe('v2');
+    expect(r.attempts).toBe(2);
+  });
+
+  it('starts over after a 409 from a concurrent writer and does not lose the update', async () => {
+    const k = fakeKube({ conflicts: 1 });
+    const r = await runSync({
+      config: config(),
+      kube: k.kube,
+      log: pino({ level: 'silent' }),
+      readSecret: async () => version('v1', 'x'),
+    });
+    expect(k.value()).toBe('x');
+    expect(r.attempts).toBe(2);
+  });
+
+  it('gives up with a retryable Conflict when the world keeps moving', async () => {
+    const k = fakeKube({ conflicts: 10 });
+    await expect(
+      runSync({
+        config: config(),
+        kube: k.kube,
+        log: pino({ level: 'silent' }),
+        readSecret: async () => version('v1', 'x'),
+      }),
+    ).rejects.toMatchObject({ reason: 'Conflict', retryable: true });
+  });
+
+  it('writes nothing when the Secret already holds the value and the keys are ours', async () => {
+    const k = fakeKube();
+    const deps = {
+      config: config(),
+      kube: k.kube,
+      log: pino({ level: 'silent' }),
+      readSecret: async () => version('v1', 'x'),
+    };
+    await runSync(deps);
+    const second = await runSync(deps);
+    expect(second.wrote).toBe(false);
+    expect(k.writes.length).toBe(1);
+  });
+});
