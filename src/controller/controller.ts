@@ -151,25 +151,35 @@ export async function startController(opts: {
     clusterRecheckMs: config.clusterCheckMs,
   };
 
-  const queue = new WorkQueue({ concurrency: config.concurrency });
-  queue.onError = (key, err, delayMs) =>
-    log.warn({ key, err: (err as Error).message, retryInMs: delayMs }, 'reconcile failed; backing off');
-  queue.onProcessed = (_key, ms, ok) => {
-    metrics.reconciles.inc({ result: ok ? 'success' : 'error' });
-    metrics.reconcileSeconds.observe(ms / 1000);
-    metrics.queueDepth.set(queue.depth);
+  const newQueue = () => {
+    const q = new WorkQueue({ concurrency: config.concurrency });
+    q.onError = (key, err, delayMs) =>
+      log.warn({ key, err: (err as Error).message, retryInMs: delayMs }, 'reconcile failed; backing off');
+    q.onProcessed = (_key, ms, ok) => {
+      metrics.reconciles.inc({ result: ok ? 'success' : 'error' });
+      metrics.reconcileSeconds.observe(ms / 1000);
+      metrics.queueDepth.set(q.depth);
+    };
+    return q;
   };
+  let queue = newQueue();
+  // Resolves when the queue of the last leadership term has drained.
+  let drained: Promise<void> = Promise.resolve();
   let informer: RunningInformer | undefined;
   const clusterTimer = setInterval(() => void checkCluster(), config.clusterCheckMs);
   clusterTimer.unref();
 
   const startWork = () => {
     metrics.leader.set(1);
-    queue.start((key) => reconcile(deps, key));
+    // A queue shut down when leadership was lost cannot restart: each term gets a fresh one, started
+    // once the last term's in-flight passes are done (never two passes of one key at once).
+    const q = newQueue();
+    queue = q;
+    void drained.then(() => q.start((key) => reconcile(deps, key)));
     informer = startSecretSyncInformer({
       kc,
       namespaces: config.namespaces,
-      onKey: (k) => queue.add(k),
+      onKey: (k) => q.add(k),
       log,
       resyncMs: config.resyncMs,
     });
@@ -191,7 +201,8 @@ export async function startController(opts: {
         metrics.leader.set(0);
         log.error('lost leadership; stopping work');
         void informer?.stop();
-        void queue.shutdown();
+        informer = undefined;
+        drained = queue.shutdown();
       },
     });
   } else startWork();
@@ -229,6 +240,7 @@ export async function startController(opts: {
       clearInterval(clusterTimer);
       await informer?.stop();
       await queue.shutdown();
+      await drained;
       await leader?.stop();
       for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
       log.info('stopped');

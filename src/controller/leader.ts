@@ -1,4 +1,4 @@
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 /**
@@ -34,7 +34,9 @@ export function startLeaderElection(opts: LeaderOptions): LeaderElector {
   let lastRenew = 0;
   let timer: NodeJS.Timeout | undefined;
 
-  const micro = (ms: number) => new Date(ms);
+  // Lease times are MicroTime: a plain Date serializes with milliseconds, which the API server
+  // refuses (400); client-node's V1MicroTime serializes with the six digits it wants.
+  const micro = (ms: number) => new V1MicroTime(ms);
 
   async function tryAcquireOrRenew(): Promise<boolean> {
     const now = Date.now();
