@@ -139,13 +139,21 @@ export function usage(): string {
   return `Usage: secretsync-controller [flags]\n\n${lines.join('\n')}\n  --help                      this text\n`;
 }
 
-/** "90s", "10m", "1h30m" → ms. */
+/** A Go duration ("90s", "10m", "1h30m", "1500ms", "250us") → ms; "0" → 0; anything else undefined. */
 export function parseDuration(s: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(s)) return s === '0' ? 0 : undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  if (s === '0') return 0;
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined;
+  const unit: Record<string, number> = {
+    ns: 1e-6,
+    us: 1e-3,
+    µs: 1e-3,
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+  };
   let total = 0;
-  for (const m of s.matchAll(re)) total += Number(m[1]) * unit[m[2] as keyof typeof unit];
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * unit[m[2]!]!;
   return total;
 }
 

@@ -127,9 +127,11 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
   }
 
   const targetName = ss.spec.target.name ?? name;
+  // observedGeneration and targetName move only when a pass provisioned everything: they record
+  // what the AWS side and the target reflect (the Ready condition carries the generation it saw).
   const base = {
-    observedGeneration: ss.metadata.generation,
-    targetName,
+    observedGeneration: ss.status?.observedGeneration,
+    targetName: ss.status?.targetName,
     accessEntryUsername: names.eksUsername,
     lastInvokeTime: ss.status?.lastInvokeTime,
     lastForceSync: ss.status?.lastForceSync,
@@ -243,8 +245,13 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     // alone cannot tell: passes that stopped early (PolicyDenied, SecretNotFound, …) record it too.
     const syncedReason = ss.status?.conditions?.find((c) => c.type === 'Synced')?.reason;
     const beforeFirstSync = !ss.spec.suspend && !ss.status?.lastInvokeTime;
+    // spec.target.name changed: the new Secret is filled below; the old one goes if deletionPolicy says so.
+    const oldTarget = ss.status?.targetName;
+    const targetMoved = oldTarget !== undefined && oldTarget !== targetName;
+    if (targetMoved && ss.spec.deletionPolicy === 'Delete')
+      await deleteTargetSecret(deps.kube.core, namespace, oldTarget);
     let recreated = false;
-    if (beforeFirstSync || ss.status?.targetName !== targetName || syncedReason === 'TargetMissing') {
+    if (beforeFirstSync || targetMoved || oldTarget === undefined || syncedReason === 'TargetMissing') {
       recreated =
         (await ensureTargetSecret(deps.kube.core, {
           namespace,
@@ -256,6 +263,8 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
 
     const provisioned: ControllerStatus = {
       ...base,
+      observedGeneration: ss.metadata.generation,
+      targetName,
       secretArn: source.arn,
       roleArn: role.arn,
       functionArn: fn.arn,
@@ -276,7 +285,17 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     let requeueAfterMs: number | undefined;
     if (!ss.spec.suspend) {
       const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
-      const trigger = invocationTrigger(ss, now, forceSync, recreated);
+      // A spec change since the last complete pass (mapping, stage, policy, target) syncs now,
+      // not at the next change event.
+      const specChanged =
+        ss.status?.observedGeneration !== undefined &&
+        ss.status.observedGeneration !== ss.metadata.generation;
+      const trigger = invocationTrigger(
+        ss,
+        now,
+        forceSync,
+        recreated ? 'target-recreated' : specChanged ? 'spec-changed' : undefined,
+      );
       if (trigger) {
         await aws({ operation: 'Invoke', resource: fn.arn }, () =>
           clients.lambda.send(
@@ -398,11 +417,11 @@ export function invocationTrigger(
   ss: SecretSync,
   now: number,
   forceSync: string | undefined,
-  targetRecreated: boolean,
+  changed: 'target-recreated' | 'spec-changed' | undefined,
 ): string | undefined {
   if (!ss.status?.lastInvokeTime) return 'first-sync';
   if (forceSync !== undefined && forceSync !== ss.status.lastForceSync) return 'force-sync';
-  if (targetRecreated) return 'target-recreated';
+  if (changed) return changed;
   const due = nextResyncAt(ss, ss.status.lastInvokeTime);
   if (due !== undefined && due <= now) return 'resync';
   return undefined;

@@ -96,7 +96,7 @@ export async function applyStatus(
     message: want.ready.message,
     lastTransitionTime:
       prevReady && prevReady.status === want.ready.status ? prevReady.lastTransitionTime : now(),
-    ...(want.observedGeneration !== undefined ? { observedGeneration: want.observedGeneration } : {}),
+    ...(ss.metadata.generation !== undefined ? { observedGeneration: ss.metadata.generation } : {}),
   };
   const same =
     prevReady !== undefined &&
