@@ -15,6 +15,7 @@ import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lam
 import { startMoto } from './moto.ts';
 import { binaries } from './paths.ts';
 import { createPki } from './pki.ts';
+import { waitFor } from './process.ts';
 
 function kubectl(kubeconfig: string, args: string[]): string {
   try {
@@ -203,6 +204,11 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       '--timeout=60s',
       'crd/secretsyncs.secretsync.io',
     ]);
+    // Established is not yet servable: the first lists answer 429 "storage is (re)initializing".
+    await waitFor('the SecretSync API', async () => {
+      kubectl(kube.kubeconfigPath, ['get', 'secretsyncs', '-A']);
+      return true;
+    });
 
     // The control API, for tests in other workers and for humans.
     const json = (v: unknown) => ({ json: v });
