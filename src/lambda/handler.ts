@@ -71,8 +71,10 @@ export async function handler(event: unknown): Promise<SyncResponse> {
       log: log.child(ctx),
       readSecret: () => readCurrentSecret(secrets, config.secretArn, config.versionStage),
       onUnauthorized: () => tokens.invalidate(),
+      onWritten: (written) => reportSync(kube, config, { ok: true, result: written }, new Date(), statusRead),
     });
-    await reportSync(kube, config, { ok: true, result }, new Date(), statusRead);
+    // A sync that wrote has reported already (alongside its re-check); one that found nothing to do reports now.
+    if (!result.wrote) await reportSync(kube, config, { ok: true, result }, new Date(), statusRead);
     const c = result.changes;
     log.info(
       {
@@ -97,13 +99,7 @@ export async function handler(event: unknown): Promise<SyncResponse> {
       ? err
       : new SyncError('ApiUnavailable', `unexpected failure: ${(err as Error).name}`, { retryable: true });
     try {
-      await reportSync(
-        kube,
-        config,
-        { ok: false, error },
-        new Date(),
-        readStatus(kube, config),
-      );
+      await reportSync(kube, config, { ok: false, error }, new Date(), readStatus(kube, config));
     } catch (reportErr) {
       log.warn(
         { ...ctx, err: (reportErr as Error).message },

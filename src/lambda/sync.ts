@@ -26,6 +26,8 @@ export interface SyncDeps {
   log: Logger;
   /** Called when the API server rejected the token, so the next request signs a fresh one. */
   onUnauthorized?: () => void;
+  /** Called after a write, while the AWS version is re-checked (the handler reports status here). */
+  onWritten?: (result: SyncResult) => Promise<void>;
 }
 
 export interface SyncResult {
@@ -110,8 +112,11 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
     }
     deps.log.debug({ keys: [...desired.keys()] }, 'synced key names');
 
-    const after = await deps.readSecret();
-    if (after.versionId === current.versionId) return { ...base, wrote: true };
+    // The re-check must follow the write; the status report need not wait for it. Should AWS have
+    // moved, the next round writes and reports again.
+    const result = { ...base, wrote: true };
+    const [after] = await Promise.all([deps.readSecret(), deps.onWritten?.(result)]);
+    if (after.versionId === current.versionId) return result;
     deps.log.info({ attempt }, 'AWS version moved during the sync; syncing again');
   }
   throw new SyncError(
