@@ -12,6 +12,8 @@ export default async function setup(project: TestProject) {
   const bed = await startTestbed({ quiet: true });
   project.provide('testbed', bed.info);
   return async () => {
-    await bed.stop({ keepLogs: process.exitCode !== undefined && process.exitCode !== 0 });
+    // Component logs (kube-apiserver, etcd, moto, audit, webhook) stay on disk when a test failed.
+    const failed = project.vitest.state.getCountOfFailedTests() > 0 || process.env.SECRETSYNC_KEEP_LOGS === '1';
+    await bed.stop({ keepLogs: failed });
   };
 }
