@@ -50,6 +50,12 @@ describe('controller end to end: apply, change, delete', () => {
       return condition(s, 'Synced')?.status === 'True' ? s : undefined;
     });
     expect(synced.status?.syncedKeys).toBe(2);
+    const metrics = await controller.metricsText();
+    expect(metrics).toMatch(/secretsync_secretsyncs\{condition="Ready",status="True"\} [1-9]/);
+    expect(metrics).toMatch(
+      /secretsync_aws_calls_total\{service="iam",operation="CreateRoleCommand",outcome="ok"\} 1/,
+    );
+    expect(metrics).toMatch(/secretsync_reconcile_total\{result="success"\} [1-9]/);
 
     const sm = new SecretsManagerClient(awsConfig());
     await sm.send(

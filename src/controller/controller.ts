@@ -15,7 +15,7 @@ import { withDefaults } from './aws/desired.ts';
 import type { ControllerConfig } from './config.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
-import { createMetrics } from './metrics.ts';
+import { type ConditionView, createMetrics } from './metrics.ts';
 import { type ClusterState, type ReconcileDeps, reconcile } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -61,7 +61,8 @@ export async function startController(opts: {
   log: Logger;
 }): Promise<RunningController> {
   const { config, kc, log } = opts;
-  const metrics = createMetrics();
+  let informer: RunningInformer | undefined;
+  const metrics = createMetrics(() => (informer?.objects() ?? []) as ConditionView[]);
   const endpoint = process.env.AWS_ENDPOINT_URL;
   const clientsByRegion = new Map<string, AwsClients>();
   const home = instrument(
@@ -153,8 +154,13 @@ export async function startController(opts: {
 
   const newQueue = () => {
     const q = new WorkQueue({ concurrency: config.concurrency });
-    q.onError = (key, err, delayMs) =>
-      log.warn({ key, err: (err as Error).message, retryInMs: delayMs }, 'reconcile failed; backing off');
+    q.onError = (key, err, delayMs) => {
+      const [namespace, name] = key.split('/');
+      log.warn(
+        { namespace, name, err: (err as Error).message, retryInMs: delayMs },
+        'reconcile failed; backing off',
+      );
+    };
     q.onProcessed = (_key, ms, ok) => {
       metrics.reconciles.inc({ result: ok ? 'success' : 'error' });
       metrics.reconcileSeconds.observe(ms / 1000);
@@ -165,7 +171,6 @@ export async function startController(opts: {
   let queue = newQueue();
   // Resolves when the queue of the last leadership term has drained.
   let drained: Promise<void> = Promise.resolve();
-  let informer: RunningInformer | undefined;
   const clusterTimer = setInterval(() => void checkCluster(), config.clusterCheckMs);
   clusterTimer.unref();
 

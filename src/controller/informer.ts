@@ -25,6 +25,8 @@ export interface SecretSyncInformerOptions {
 export interface RunningInformer {
   /** Every key currently known. */
   keys(): string[];
+  /** Every SecretSync in the cache, as last seen. */
+  objects(): KubernetesObject[];
   synced(): boolean;
   stop(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
 
   return {
     keys: () => states.flatMap((s) => s.informer.list().map(keyOf)),
+    objects: () => states.flatMap((s) => s.informer.list()),
     synced: () => states.every((s) => s.connected),
     async stop() {
       stopped = true;

@@ -1,7 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The controller's Prometheus metrics. Labels never carry secret material; names only. */
-export function createMetrics() {
+export interface ConditionView {
+  metadata?: { namespace?: string; name?: string };
+  status?: { conditions?: { type: string; status: string; reason: string }[] };
+}
+
+/** `objects` is read at scrape time (the informer's cache), so the gauges are never stale. */
+export function createMetrics(objects: () => ConditionView[] = () => []) {
   const registry = new Registry();
   const reconciles = new Counter({
     name: 'secretsync_reconcile_total',
@@ -31,12 +37,33 @@ export function createMetrics() {
     help: 'SecretSyncs by condition and status, as last seen by the controller.',
     labelNames: ['condition', 'status'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of objects()) {
+        for (const type of ['Ready', 'Synced']) {
+          const c = o.status?.conditions?.find((x) => x.type === type);
+          this.inc({ condition: type, status: c?.status ?? 'Unknown' });
+        }
+      }
+    },
   });
   const syncFailures = new Gauge({
     name: 'secretsync_sync_failed',
-    help: '1 for each SecretSync whose last sync failed (Synced=False), by reason.',
+    help: '1 for each SecretSync whose last sync failed (Synced=False), with the reason.',
     labelNames: ['namespace', 'name', 'reason'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of objects()) {
+        const c = o.status?.conditions?.find((x) => x.type === 'Synced');
+        if (c?.status === 'False') {
+          this.set(
+            { namespace: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '', reason: c.reason },
+            1,
+          );
+        }
+      }
+    },
   });
   const leader = new Gauge({
     name: 'secretsync_leader',

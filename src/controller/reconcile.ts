@@ -141,7 +141,6 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     const out = await applyStatus(deps.kube.custom, ss, st);
     if (out.transition) {
       const warn = out.transition.to !== 'True';
-      deps.metrics?.ready.inc({ condition: 'Ready', status: out.transition.to });
       await recordEvent(
         deps.kube.core,
         ss,
@@ -276,7 +275,13 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       },
     };
     if (!fn.ready) {
-      await finish(provisioned);
+      // Not complete: the function's update is still running and the sync it needs waits for the
+      // next pass, so generation and target are not recorded as done yet (else that sync is lost).
+      await finish({
+        ...provisioned,
+        observedGeneration: base.observedGeneration,
+        targetName: base.targetName,
+      });
       return { requeueAfterMs: 3_000 };
     }
 
@@ -285,11 +290,15 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     let requeueAfterMs: number | undefined;
     if (!ss.spec.suspend) {
       const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
-      // A spec change since the last complete pass (mapping, stage, policy, target) syncs now,
-      // not at the next change event.
+      // A spec change since the last complete pass syncs now, not at the next change event — when it
+      // changed what the function does (mapping, stage, policy, target all live in its environment):
+      // in this pass, or in an earlier pass of this generation that did not complete (the Ready
+      // condition records the generation it saw). A controller-side change (resyncInterval) does not.
+      const readySaw = ss.status?.conditions?.find((c) => c.type === 'Ready')?.observedGeneration;
       const specChanged =
         ss.status?.observedGeneration !== undefined &&
-        ss.status.observedGeneration !== ss.metadata.generation;
+        ss.status.observedGeneration !== ss.metadata.generation &&
+        (fn.changed || readySaw === ss.metadata.generation);
       const trigger = invocationTrigger(
         ss,
         now,
@@ -332,7 +341,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   } catch (err) {
     const { ready, result, rethrow } = classify(err);
-    log[rethrow ? 'warn' : 'info']({ reason: ready.reason, msg2: ready.message }, 'not ready');
+    log[rethrow ? 'warn' : 'info']({ reason: ready.reason, detail: ready.message }, 'not ready');
     // After a tenancy teardown nothing is provisioned: drop the ARNs and the invoke record, so a
     // renewed consent starts with a first sync again.
     const kept = ready.reason === 'PolicyDenied' ? { lastInvokeTime: undefined } : keepArns(ss);
