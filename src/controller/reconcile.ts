@@ -291,14 +291,15 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     if (!ss.spec.suspend) {
       const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
       // A spec change since the last complete pass syncs now, not at the next change event — when it
-      // changed what the function does (mapping, stage, policy, target all live in its environment):
-      // in this pass, or in an earlier pass of this generation that did not complete (the Ready
-      // condition records the generation it saw). A controller-side change (resyncInterval) does not.
+      // changed what the function does (mapping, stage, policy, target all live in its environment)
+      // or the rule (resumed: changes while it was disabled were missed), in this pass or in an
+      // earlier pass of this generation that did not complete (the Ready condition records the
+      // generation it saw). A controller-side change (resyncInterval) invokes nothing.
       const readySaw = ss.status?.conditions?.find((c) => c.type === 'Ready')?.observedGeneration;
       const specChanged =
         ss.status?.observedGeneration !== undefined &&
         ss.status.observedGeneration !== ss.metadata.generation &&
-        (fn.changed || readySaw === ss.metadata.generation);
+        (fn.changed || rule.changed || readySaw === ss.metadata.generation);
       const trigger = invocationTrigger(
         ss,
         now,
