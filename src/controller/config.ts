@@ -82,9 +82,13 @@ const FLAGS = {
   'max-event-age': {
     env: 'SECRETSYNC_MAX_EVENT_AGE',
     def: '3600',
-    help: 'seconds an event may wait for a retry (60-86400)',
+    help: 'seconds EventBridge keeps retrying to deliver a change event (60-86400)',
   },
-  'retry-attempts': { env: 'SECRETSYNC_RETRY_ATTEMPTS', def: '2', help: 'async invocation retries (0-2)' },
+  'retry-attempts': {
+    env: 'SECRETSYNC_RETRY_ATTEMPTS',
+    def: '20',
+    help: 'EventBridge delivery retries of a change event (0-185)',
+  },
   tenancy: {
     env: 'SECRETSYNC_TENANCY',
     def: 'tag',
@@ -239,7 +243,7 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
       logRetentionDays: int('log-retention-days', 1, 3653),
       zipPath,
       maxEventAgeSeconds: int('max-event-age', 60, 86400),
-      retryAttempts: int('retry-attempts', 0, 2),
+      retryAttempts: int('retry-attempts', 0, 185),
     },
     tenancy: tenancy as 'tag' | 'allow-all',
     namespaces: list('namespaces'),

@@ -142,6 +142,8 @@ export async function startController(opts: {
           ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
           : undefined,
       logRetentionDays: config.lambda.logRetentionDays,
+      eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
+      eventRetryAttempts: config.lambda.retryAttempts,
     }),
     code,
     cluster: () => cluster,

@@ -37,6 +37,9 @@ export interface ControllerSettings {
   timeoutSeconds: number;
   vpc?: VpcSettings | undefined;
   logRetentionDays: number;
+  /** EventBridge's retry policy for delivering a change event to the function. */
+  eventMaxAgeSeconds: number;
+  eventRetryAttempts: number;
 }
 
 export const SETTINGS_DEFAULTS = {
@@ -48,6 +51,8 @@ export const SETTINGS_DEFAULTS = {
   memoryMb: 128,
   timeoutSeconds: 30,
   logRetentionDays: 30,
+  eventMaxAgeSeconds: 3600,
+  eventRetryAttempts: 20,
 } as const satisfies Partial<ControllerSettings>;
 
 type Defaulted = keyof typeof SETTINGS_DEFAULTS;
@@ -183,8 +188,8 @@ export const PERMISSION_STATEMENT_ID = 'secretsync-events';
 export const HANDLER = 'index.handler';
 // The function always reads the current value, so a late delivery adds nothing the next event or
 // the backstop resync would not; an hour bounds retries of a function that keeps failing.
-export const TARGET_MAX_EVENT_AGE_SECONDS = 3600;
-export const TARGET_MAX_RETRY_ATTEMPTS = 20;
+export const TARGET_MAX_EVENT_AGE_SECONDS = SETTINGS_DEFAULTS.eventMaxAgeSeconds;
+export const TARGET_MAX_RETRY_ATTEMPTS = SETTINGS_DEFAULTS.eventRetryAttempts;
 
 const SECRET_ARN = /^arn:([a-z-]+):secretsmanager:([a-z0-9-]+):(\d{12}):secret:.+$/;
 
@@ -286,8 +291,8 @@ export function desiredState(input: DesiredInput): DesiredState {
       target: {
         id: TARGET_ID,
         arn: functionArn,
-        maximumRetryAttempts: TARGET_MAX_RETRY_ATTEMPTS,
-        maximumEventAgeInSeconds: TARGET_MAX_EVENT_AGE_SECONDS,
+        maximumRetryAttempts: settings.eventRetryAttempts,
+        maximumEventAgeInSeconds: settings.eventMaxAgeSeconds,
       },
       permission: {
         functionName: names.functionName,
