@@ -19,6 +19,7 @@ Commands:
       --iam-path </secretsync/>    IAM path of the function roles
       --name-prefix <secretsync>   prefix of every AWS name the controller creates
       --permissions-boundary <arn> require this boundary on every role the controller creates
+      --vpc                        functions run in a VPC (adds the EC2 describes Lambda checks)
       --trust irsa|pod-identity    print the trust policy instead
       --oidc-issuer <url>          (irsa) the cluster's OIDC issuer URL
       --namespace <secretsync>     (irsa) the controller's namespace
@@ -40,6 +41,7 @@ if (command === 'controller') {
       'iam-path': { type: 'string', default: '/secretsync/' },
       'name-prefix': { type: 'string', default: 'secretsync' },
       'permissions-boundary': { type: 'string' },
+      vpc: { type: 'boolean', default: false },
       trust: { type: 'string' },
       'oidc-issuer': { type: 'string' },
       namespace: { type: 'string', default: 'secretsync' },
@@ -75,6 +77,7 @@ if (command === 'controller') {
         iamPath: v['iam-path']!,
         namePrefix: v['name-prefix']!,
         permissionsBoundaryArn: v['permissions-boundary'],
+        vpc: v.vpc === true,
       }),
     );
   }

@@ -17,7 +17,7 @@ import {
   startTestController,
   waitReady,
 } from './controller-support.ts';
-import { awsConfig, bed, customObjects, freshNamespace } from './support.ts';
+import { awsConfig, bed, core, customObjects, freshNamespace } from './support.ts';
 
 describe('controller end to end: apply, change, delete', () => {
   let controller: RunningController;
@@ -102,5 +102,28 @@ describe('controller end to end: apply, change, delete', () => {
       ),
     ).toBe('ResourceNotFoundException');
     expect((await secretData(ns, 'db-creds'))?.password).toBe('second');
+  });
+  it('never deletes a Secret it did not create, even with deletionPolicy Delete', async () => {
+    const ns = await freshNamespace('e2e');
+    // Someone's Secret, which the SecretSync's author names as its target.
+    await core().createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'theirs' }, stringData: { keep: 'me' } },
+    });
+    await createAwsSecret(`e2e/${ns}/other`, JSON.stringify({ k: 'v' }), [
+      { Key: 'secretsync.io/namespaces', Value: ns },
+    ]);
+    await applySecretSync(ns, 'grab', {
+      source: { secretId: `e2e/${ns}/other` },
+      target: { name: 'theirs' },
+      deletionPolicy: 'Delete',
+    });
+    const ss = await waitReady(ns, 'grab');
+    expect(ss.status?.targetUid).toBeUndefined();
+    await customObjects().deleteNamespacedCustomObject({ ...api, namespace: ns, name: 'grab' });
+    await eventually('SecretSync gone', async () =>
+      (await getSecretSync(ns, 'grab')) === undefined ? true : undefined,
+    );
+    expect((await secretData(ns, 'theirs'))?.keep).toBe('me');
   });
 });

@@ -3,7 +3,9 @@
  * every action the controller calls, on only the resources its names can take — roles under the IAM
  * path and name prefix, functions/rules/log groups with the prefix, access entries of one cluster —
  * PassRole only to Lambda, CreateRole only with the permissions boundary when one is configured,
- * DescribeSecret and never GetSecretValue.
+ * DescribeSecret and never GetSecretValue. Only actions the controller calls (or that AWS authorizes
+ * alongside one it calls, e.g. lambda:ListTags for the tags GetFunction returns): the integration
+ * test e2e/tests/controller-iam.test.ts simulates every call of a controller run against it.
  */
 export interface IamPolicyInput {
   accountId: string;
@@ -14,6 +16,8 @@ export interface IamPolicyInput {
   iamPath: string;
   namePrefix: string;
   permissionsBoundaryArn?: string | undefined;
+  /** Functions run in a VPC (--lambda-subnets): Lambda checks subnets and groups with the caller's rights. */
+  vpc?: boolean;
   partition?: string;
 }
 
@@ -78,14 +82,11 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
         'lambda:AddPermission',
         'lambda:CreateFunction',
         'lambda:DeleteFunction',
-        'lambda:DeleteFunctionEventInvokeConfig',
         'lambda:GetFunction',
-        'lambda:GetFunctionConfiguration',
-        'lambda:GetFunctionEventInvokeConfig',
         'lambda:GetPolicy',
         'lambda:InvokeFunction',
+        // GetFunction returns the tags (the ownership check) only to a caller allowed lambda:ListTags.
         'lambda:ListTags',
-        'lambda:PutFunctionEventInvokeConfig',
         'lambda:RemovePermission',
         'lambda:TagResource',
         'lambda:UntagResource',
@@ -100,8 +101,6 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
       Action: [
         'events:DeleteRule',
         'events:DescribeRule',
-        'events:DisableRule',
-        'events:EnableRule',
         'events:ListTagsForResource',
         'events:ListTargetsByRule',
         'events:PutRule',
@@ -126,11 +125,12 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
       Resource: perRegion((r) => `arn:${p}:logs:${r}:${acct}:log-group:/aws/lambda/${i.namePrefix}-*`),
     },
     {
-      // DescribeLogGroups is a list call: IAM authorizes it on the account's log-group namespace.
+      // A list call without resource-level permissions: the Service Authorization Reference lists no
+      // resource type for it, so only "*" is sure to match. Read-only: names, retention, no log data.
       Sid: 'FindLogGroups',
       Effect: 'Allow',
       Action: ['logs:DescribeLogGroups'],
-      Resource: perRegion((r) => `arn:${p}:logs:${r}:${acct}:log-group:*`),
+      Resource: ['*'],
     },
     {
       Sid: 'ManageAccessEntriesOfOneCluster',
@@ -139,14 +139,21 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
         'eks:CreateAccessEntry',
         'eks:DeleteAccessEntry',
         'eks:DescribeAccessEntry',
-        'eks:ListAssociatedAccessPolicies',
         'eks:TagResource',
         'eks:UntagResource',
         'eks:UpdateAccessEntry',
       ],
+      // Create is authorized on the cluster; the other actions only on entries of the controller's
+      // roles: the entry ARN names the principal (type/account/role name/uuid), so access entries of
+      // other principals — the cluster's administrators' — are out of reach.
       Resource: [
         `arn:${p}:eks:${i.clusterRegion}:${acct}:cluster/${i.clusterName}`,
-        `arn:${p}:eks:${i.clusterRegion}:${acct}:access-entry/${i.clusterName}/*`,
+        ...new Set(
+          ['/', i.iamPath].map(
+            (path) =>
+              `arn:${p}:eks:${i.clusterRegion}:${acct}:access-entry/${i.clusterName}/role/${acct}${path}${i.namePrefix}-*`,
+          ),
+        ),
       ],
     },
     {
@@ -163,6 +170,17 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
       Resource: perRegion((r) => `arn:${p}:secretsmanager:${r}:${acct}:secret:*`),
     },
   ];
+  if (i.vpc) {
+    statements.push({
+      // CreateFunction/UpdateFunctionConfiguration with a VpcConfig: Lambda validates the subnets and
+      // security groups with the caller's permissions. Describe calls support no resource-level scoping.
+      Sid: 'CheckFunctionNetwork',
+      Effect: 'Allow',
+      Action: ['ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs'],
+      Resource: ['*'],
+      ...(regions.includes('*') ? {} : { Condition: { StringEquals: { 'ec2:Region': regions } } }),
+    });
+  }
   return { Version: '2012-10-17', Statement: statements };
 }
 

@@ -132,6 +132,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
   const base = {
     observedGeneration: ss.status?.observedGeneration,
     targetName: ss.status?.targetName,
+    targetUid: ss.status?.targetUid,
     accessEntryUsername: names.eksUsername,
     lastInvokeTime: ss.status?.lastInvokeTime,
     lastForceSync: ss.status?.lastForceSync,
@@ -247,17 +248,23 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     // spec.target.name changed: the new Secret is filled below; the old one goes if deletionPolicy says so.
     const oldTarget = ss.status?.targetName;
     const targetMoved = oldTarget !== undefined && oldTarget !== targetName;
-    if (targetMoved && ss.spec.deletionPolicy === 'Delete')
-      await deleteTargetSecret(deps.kube.core, namespace, oldTarget);
+    if (targetMoved && ss.spec.deletionPolicy === 'Delete') {
+      const out = await deleteTargetSecret(deps.kube.core, namespace, oldTarget, ss.status?.targetUid);
+      if (out === 'not-ours')
+        log.info({ secret: oldTarget }, 'old target Secret was not created by us; kept');
+    }
+    if (targetMoved) base.targetUid = undefined;
     let recreated = false;
     if (beforeFirstSync || targetMoved || oldTarget === undefined || syncedReason === 'TargetMissing') {
-      recreated =
-        (await ensureTargetSecret(deps.kube.core, {
-          namespace,
-          name: targetName,
-          type: ss.spec.target.type,
-          labels,
-        })) === 'created';
+      const made = await ensureTargetSecret(deps.kube.core, {
+        namespace,
+        name: targetName,
+        type: ss.spec.target.type,
+        labels,
+      });
+      recreated = made.outcome === 'created';
+      // Recorded even if this pass fails later: it is what makes the Secret ours to delete.
+      if (made.outcome === 'created') base.targetUid = made.uid;
     }
 
     const provisioned: ControllerStatus = {
@@ -493,7 +500,11 @@ async function teardown(
     }
   }
   await deleteRbac(deps.kube.rbac, owner.namespace, names.rbacName);
-  if (opts.target)
-    await deleteTargetSecret(deps.kube.core, owner.namespace, ss.spec.target.name ?? owner.name);
+  if (opts.target) {
+    const target = ss.spec.target.name ?? owner.name;
+    const out = await deleteTargetSecret(deps.kube.core, owner.namespace, target, ss.status?.targetUid);
+    if (out === 'not-ours')
+      log.info({ secret: target }, 'target Secret existed before this SecretSync; kept');
+  }
   return allGone;
 }

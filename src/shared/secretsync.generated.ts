@@ -86,6 +86,8 @@ export interface SecretSyncStatus {
   conditions?: SecretSyncStatusCondition[];
   /** Name of the target Secret (spec.target.name or the SecretSync's name). */
   targetName?: string;
+  /** UID of the target Secret when the controller created it. deletionPolicy Delete and a target rename delete only that Secret (a Secret that existed before is never deleted). */
+  targetUid?: string;
   /** Full ARN of the AWS secret, resolved from spec.source.secretId. */
   secretArn?: string;
   /** ARN of the function's IAM role. */

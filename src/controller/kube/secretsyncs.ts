@@ -55,6 +55,7 @@ export type ControllerStatus = Pick<
   SecretSyncStatus,
   | 'observedGeneration'
   | 'targetName'
+  | 'targetUid'
   | 'secretArn'
   | 'roleArn'
   | 'functionArn'
@@ -67,6 +68,7 @@ export type ControllerStatus = Pick<
 const CONTROLLER_FIELDS = [
   'observedGeneration',
   'targetName',
+  'targetUid',
   'secretArn',
   'roleArn',
   'functionArn',
