@@ -189,6 +189,18 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
       problems.push(`--${k} must be a duration of at least ${minMs / 1000}s, like 10m (got "${get(k)}")`);
     return v ?? 0;
   };
+  // CloudWatch Logs accepts only these retention periods.
+  const RETENTIONS = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+  ];
+  const retention = (): number => {
+    const v = Number(get('log-retention-days'));
+    if (!RETENTIONS.includes(v))
+      problems.push(
+        `--log-retention-days must be one of ${RETENTIONS.join(', ')} (got "${get('log-retention-days')}")`,
+      );
+    return v;
+  };
   const list = (k: Flag) =>
     get(k)
       .split(',')
@@ -240,7 +252,7 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
       timeoutSeconds: int('lambda-timeout', 3, 900),
       subnetIds,
       securityGroupIds,
-      logRetentionDays: int('log-retention-days', 1, 3653),
+      logRetentionDays: retention(),
       zipPath,
       maxEventAgeSeconds: int('max-event-age', 60, 86400),
       retryAttempts: int('retry-attempts', 0, 185),

@@ -230,8 +230,11 @@ export async function startController(opts: {
   }
   if (config.healthPort > 0) {
     const s = createServer((req, res) => {
-      // Ready: the cluster answered and, if leading, the informer has listed.
-      const ok = req.url === '/healthz' || (req.url === '/readyz' && ready);
+      // Ready: started, the last DescribeCluster answered, and — while this replica does the work —
+      // the informer has listed. A standby replica is ready too (it serves by waiting).
+      const working = leader ? leader.isLeader() : true;
+      const isReady = ready && !cluster.error && (!working || (informer?.synced() ?? false));
+      const ok = req.url === '/healthz' || (req.url === '/readyz' && isReady);
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'not ready');
     });
     s.listen(config.healthPort);
