@@ -99,9 +99,11 @@ describe('the SecretSync CRD on a real API server', () => {
       /spec.source.secretId and spec.source.region are immutable; create a new SecretSync/,
     );
     expect(await patch({ spec: { source: { region: 'us-east-1' } } })).toMatch(/are immutable/);
-    expect(await patch({ spec: { target: { name: 'two' }, source: { versionStage: 'BLUE' }, resyncInterval: '2h' } })).toBe(
-      'accepted',
-    );
+    expect(
+      await patch({
+        spec: { target: { name: 'two' }, source: { versionStage: 'BLUE' }, resyncInterval: '2h' },
+      }),
+    ).toBe('accepted');
   });
 
   it('shows the printer columns', async () => {

@@ -13,7 +13,8 @@ export default async function setup(project: TestProject) {
   project.provide('testbed', bed.info);
   return async () => {
     // Component logs (kube-apiserver, etcd, moto, audit, webhook) stay on disk when a test failed.
-    const failed = project.vitest.state.getCountOfFailedTests() > 0 || process.env.SECRETSYNC_KEEP_LOGS === '1';
+    const failed =
+      project.vitest.state.getCountOfFailedTests() > 0 || process.env.SECRETSYNC_KEEP_LOGS === '1';
     await bed.stop({ keepLogs: failed });
   };
 }
