@@ -55,7 +55,7 @@ function fakeKube(opts: { conflicts?: number } = {}) {
         rv++;
         throw new KubeHttpError(409, method, _path, 'Conflict', 'the object has been modified');
       }
-      data = { ...((o?.body as { data: Record<string, string> }).data ?? {}) };
+      data = { ...((o?.body as { data?: Record<string, string> } | undefined)?.data ?? {}) };
       writes.push(data);
       rv++;
       return { status: 200, body: {} as T };
