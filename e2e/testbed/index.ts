@@ -8,7 +8,7 @@ import type { AwsEndpoint } from './aws-types.ts';
 import { AccessEntryStore, type ClusterOverride, createEksInterceptor } from './eks-access-entries.ts';
 import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticator.ts';
 import type { KnownCredentials } from './eks-token-check.ts';
-import { createEventRouter, type EventRouter } from './event-router.ts';
+import { createEventRouter, type EventRouter, motoPatternMatcher } from './event-router.ts';
 import { type FrontDoor, startFrontDoor } from './front-door.ts';
 import { type Kube, startKube } from './kube.ts';
 import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
@@ -144,7 +144,20 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     const runner = new LambdaRunner(runnerOptions);
     stoppers.push(() => runner.close());
     frontDoor.use(runner.interceptor);
-    const router = createEventRouter({ endpoint: aws, runner, log });
+    // Start moto's pattern matcher now (a Python process, about a second), not on the first event.
+    const matcher = motoPatternMatcher();
+    await matcher('{"source":["testbed.warmup"]}', {
+      version: '0',
+      id: 'warmup',
+      'detail-type': 'warmup',
+      source: 'testbed.warmup',
+      account: ACCOUNT_ID,
+      time: new Date().toISOString(),
+      region,
+      resources: [],
+      detail: {},
+    });
+    const router = createEventRouter({ endpoint: aws, runner, log, matcher });
     stoppers.push(() => router.close());
     frontDoor.observe(router.observer);
 
@@ -203,6 +216,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       '--for=condition=Established',
       '--timeout=60s',
       'crd/secretsyncs.secretsync.io',
+      'crd/secretsyncpolicies.secretsync.io',
     ]);
     // Established is not yet servable: the first lists answer 429 "storage is (re)initializing".
     await waitFor('the SecretSync API', async () => {

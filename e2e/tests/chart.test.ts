@@ -182,6 +182,12 @@ const NAMESPACED_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
 ];
 
+/** The cluster-scoped reads of --tenancy=tag (src/controller/reconcile.ts: grantingPolicy). */
+const CLUSTER_RULES: V1PolicyRule[] = [
+  { apiGroups: ['secretsync.io'], resources: ['secretsyncpolicies'], verbs: ['list'] },
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+];
+
 const rulesOf = (o: K8sObject) => (o.rules as V1PolicyRule[]).map(sortRule);
 
 function envOf(deployment: K8sObject): Record<string, unknown> {
@@ -191,10 +197,14 @@ function envOf(deployment: K8sObject): Record<string, unknown> {
 }
 
 describe('the Helm chart', () => {
-  it('ships the CRD byte for byte as crds/ has it', () => {
-    const chartCrd = readFileSync(join(CHART, 'crds/secretsync.io_secretsyncs.yaml'));
-    const crd = readFileSync(join(root, 'crds/secretsync.io_secretsyncs.yaml'));
-    expect(chartCrd.equals(crd), 'charts/secretsync/crds/ is a copy of crds/: copy it again').toBe(true);
+  it('ships the CRDs byte for byte as crds/ has them', () => {
+    for (const file of ['secretsync.io_secretsyncs.yaml', 'secretsync.io_secretsyncpolicies.yaml']) {
+      const chartCrd = readFileSync(join(CHART, 'crds', file));
+      const crd = readFileSync(join(root, 'crds', file));
+      expect(chartCrd.equals(crd), `charts/secretsync/crds/${file} is a copy of crds/: copy it again`).toBe(
+        true,
+      );
+    }
   });
 
   it('lints clean with the required values, and says which one is missing otherwise', async () => {
@@ -287,7 +297,9 @@ describe('the Helm chart', () => {
         'ServiceAccount',
       ].sort(),
     );
-    expect(rulesOf(one(objects, 'ClusterRole'))).toEqual(NAMESPACED_RULES.map(sortRule));
+    expect(rulesOf(one(objects, 'ClusterRole'))).toEqual(
+      [...NAMESPACED_RULES, ...CLUSTER_RULES].map(sortRule),
+    );
     expect(rulesOf(one(objects, 'Role'))).toEqual(
       [
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
@@ -403,9 +415,12 @@ describe('the Helm chart', () => {
     ]);
     await dryRun(yaml, objects);
 
-    // No cluster-wide permission at all: a Role + RoleBinding per watched namespace, and the lease Role.
-    expect(ofKind(objects, 'ClusterRole')).toHaveLength(0);
-    expect(ofKind(objects, 'ClusterRoleBinding')).toHaveLength(0);
+    // Cluster-wide only the tenancy reads (policies, namespaces); a Role + RoleBinding per watched
+    // namespace, and the lease Role.
+    expect(rulesOf(one(objects, 'ClusterRole'))).toEqual(CLUSTER_RULES.map(sortRule));
+    expect((one(objects, 'ClusterRoleBinding').roleRef as { name: string }).name).toBe(
+      one(objects, 'ClusterRole').metadata.name,
+    );
     const roles = ofKind(objects, 'Role');
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual([a, b, ns].sort());
     for (const r of roles.filter((x) => x.metadata.namespace !== ns))

@@ -389,11 +389,12 @@ describe('controller reconcile, called directly against a real API server and mo
     expect((await iam().send(new ListRolePoliciesCommand({ RoleName: names.roleName }))).PolicyNames).toEqual(
       ['theirs'],
     );
-    for (const p of [
-      lambda().send(new GetFunctionConfigurationCommand({ FunctionName: names.functionName })),
-      events().send(new DescribeRuleCommand({ Name: names.ruleName })),
+    // One request at a time: a second one started early could reject before it is awaited.
+    for (const call of [
+      () => lambda().send(new GetFunctionConfigurationCommand({ FunctionName: names.functionName })),
+      () => events().send(new DescribeRuleCommand({ Name: names.ruleName })),
     ])
-      expect(await existence(p)).toBe('ResourceNotFoundException');
+      expect(await existence(call())).toBe('ResourceNotFoundException');
     expect(await kubeStatus(rbac().readNamespacedRole({ name: names.rbacName, namespace: ns }))).toBe(404);
 
     // A Warning Event says why.

@@ -92,7 +92,7 @@ const FLAGS = {
   tenancy: {
     env: 'SECRETSYNC_TENANCY',
     def: 'tag',
-    help: "'tag' (default deny; the AWS secret must list the namespace) or 'allow-all'",
+    help: "'tag' (default deny; the AWS secret's tag lists the namespace, or a SecretSyncPolicy grants it) or 'allow-all'",
   },
   namespaces: {
     env: 'SECRETSYNC_NAMESPACES',

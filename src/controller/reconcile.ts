@@ -21,6 +21,7 @@ import { deleteFunction, ensureFunction } from './aws/lambda-function.ts';
 import { deleteLogGroup, ensureLogGroup } from './aws/log-group.ts';
 import { resolveSource } from './aws/source.ts';
 import { parseDuration } from './config.ts';
+import { isNotFound } from './kube/apply.ts';
 import { deleteRbac, ensureRbac } from './kube/rbac.ts';
 import {
   applyStatus,
@@ -33,7 +34,15 @@ import {
 import { deleteTargetSecret, ensureTargetSecret } from './kube/target-secret.ts';
 import type { Metrics } from './metrics.ts';
 import { MANAGED_BY, type Owner, resourceNames } from './naming.ts';
-import { decideTenancy, type TenancyMode } from './tenancy.ts';
+import {
+  decideTenancy,
+  needsNamespaceLabels,
+  POLICY_API,
+  policyGrants,
+  type SecretSyncPolicy,
+  type TenancyMode,
+  tagGrants,
+} from './tenancy.ts';
 import { BackoffHint, type ProcessResult } from './workqueue.ts';
 
 /**
@@ -97,6 +106,35 @@ class Stop extends Error {
 
 const SLOW_RETRY_MS = 5 * 60_000;
 const ACCESS_ENTRY_MODES = new Set(['API', 'API_AND_CONFIG_MAP']);
+
+/**
+ * The SecretSyncPolicy that grants `namespace` the secret, if any: one cluster-wide list per call,
+ * and the Namespace's labels only when some policy has a namespaceSelector. No CRD installed (404)
+ * means no policies.
+ */
+async function grantingPolicy(
+  deps: ReconcileDeps,
+  namespace: string,
+  secret: { name: string; arn: string },
+): Promise<string | undefined> {
+  let policies: SecretSyncPolicy[];
+  try {
+    const list = (await deps.kube.custom.listClusterCustomObject({ ...POLICY_API })) as {
+      items?: SecretSyncPolicy[];
+    };
+    policies = list.items ?? [];
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  if (policies.length === 0) return undefined;
+  let labels: Record<string, string> | undefined;
+  if (needsNamespaceLabels(policies)) {
+    const ns = await deps.kube.core.readNamespace({ name: namespace });
+    labels = ns.metadata?.labels ?? {};
+  }
+  return policyGrants(policies, namespace, labels, secret);
+}
 
 export async function reconcile(deps: ReconcileDeps, key: string): Promise<ProcessResult> {
   const [namespace, name] = key.split('/') as [string, string];
@@ -194,8 +232,13 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       );
     }
 
-    // Tenancy: withdrawn consent tears the sync path down (the target Secret stays).
-    const decision = decideTenancy(deps.tenancy, namespace, source);
+    // Tenancy: the secret's tag, else a SecretSyncPolicy (read only when the tag does not allow).
+    // Withdrawn consent or a withdrawn grant tears the sync path down (the target Secret stays).
+    const grantedByPolicy =
+      deps.tenancy === 'tag' && !tagGrants(namespace, source.tags)
+        ? await grantingPolicy(deps, namespace, source)
+        : undefined;
+    const decision = decideTenancy(deps.tenancy, namespace, source, grantedByPolicy);
     if (!decision.allowed) {
       if (ss.metadata.finalizers?.includes(FINALIZER)) {
         const gone = await teardown(deps, ss, clients, owner, names, roleArn, { target: false });

@@ -92,3 +92,15 @@ Each rule is one call the controller makes (src/controller/kube/*.ts, informer.t
   resources: [events]
   verbs: [create]
 {{- end }}
+
+{{- define "secretsync.clusterRules" -}}
+# Tenancy (--tenancy=tag): SecretSyncPolicies are cluster-scoped; the controller lists them when
+# an AWS secret's tag does not allow a SecretSync's namespace.
+- apiGroups: [secretsync.io]
+  resources: [secretsyncpolicies]
+  verbs: [list]
+# ...and reads that SecretSync's Namespace for its labels when a policy has a namespaceSelector.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
+{{- end }}
