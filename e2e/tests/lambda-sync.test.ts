@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { GetFunctionConfigurationCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -387,7 +389,7 @@ describe('the sync function on the test bed', () => {
     }
   });
 
-  it('never lets a secret value reach logs, status or Events, on success and on failure', async () => {
+  it('never lets a secret value reach logs, status, Events, metrics or the audit log, on success and on failure', async () => {
     const canary = `canary-${randomBytes(12).toString('hex')}`;
     const p = await provision(json({ api_token: canary, user: 'svc' }));
     expect(decoded(await readTarget(p)).api_token).toBe(canary);
@@ -403,6 +405,13 @@ describe('the sync function on the test bed', () => {
         functionConfiguration: json(
           await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: p.fn })),
         ),
+        controllerMetrics: await controller.metricsText(),
+        // Metadata-level audit: who did what to which object; a value must not leak into it either.
+        auditLog: readFileSync(bed().auditLogPath, 'utf8'),
+        testBedLogs: readdirSync(bed().logsDir)
+          .filter((f) => f !== 'audit.log')
+          .map((f) => readFileSync(join(bed().logsDir, f), 'utf8'))
+          .join('\n'),
       };
       for (const [where, text] of Object.entries(places)) {
         expect(text.includes(canary), `${when}: canary in ${where}`).toBe(false);
