@@ -115,5 +115,9 @@ describe('the SecretSync CRD on a real API server', () => {
       expect(header).toContain(col);
     }
     expect((await kubectl(['get', 'ssync', '-n', ns])).stdout).toContain('prod/db');
+    // The singular name resolves to this one resource (a category of the same name once made it ambiguous).
+    expect((await kubectl(['get', 'secretsync', 'cols', '-n', ns, '-o', 'name'])).stdout.trim()).toBe(
+      'secretsync.secretsync.io/cols',
+    );
   });
 });
