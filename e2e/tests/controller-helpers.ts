@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import pino from 'pino';
-import { loadControllerConfig } from '../../src/controller/config.ts';
-import { type RunningController, startController } from '../../src/controller/controller.ts';
+import type { RunningController } from '../../src/controller/controller.ts';
 import { type ResourceNames, resourceNames } from '../../src/controller/naming.ts';
 import type { ProcessResult } from '../../src/controller/workqueue.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
-import { api, condition, getSecretSync, ZIP } from './controller-support.ts';
+import { api, condition, getSecretSync } from './controller-support.ts';
 import { adminKubeConfig, bed, control, core, customObjects, rbac, tokenKubeConfig } from './support.ts';
 
 /**
@@ -99,44 +96,7 @@ export async function controllerIdentity(namespace: string): Promise<{ kc: KubeC
   };
 }
 
-export interface TestController extends RunningController {
-  /** The controller's log lines (JSON), for diagnostics. */
-  logs: string[];
-}
-
-/** The controller in this process against the test bed, with the given identity and flags. */
-export async function startControllerWith(
-  opts: { kc?: KubeConfig; args?: string[]; logLevel?: string } = {},
-): Promise<TestController> {
-  const b = bed();
-  process.env.AWS_ENDPOINT_URL = b.aws.url;
-  process.env.AWS_ACCESS_KEY_ID = b.aws.credentials.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = b.aws.credentials.secretAccessKey;
-  process.env.AWS_REGION = b.aws.region;
-  const config = loadControllerConfig(
-    [
-      `--cluster-name=${b.clusterName}`,
-      `--region=${b.aws.region}`,
-      `--lambda-zip=${ZIP}`,
-      '--leader-elect=false',
-      '--metrics-port=0',
-      '--health-port=0',
-      '--resync-period=30s',
-      ...(opts.args ?? []),
-    ],
-    {},
-  );
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs.push(String(chunk).trim());
-      cb();
-    },
-  });
-  const log = pino({ level: opts.logLevel ?? 'info' }, sink);
-  const running = await startController({ config, kc: opts.kc ?? adminKubeConfig(), log });
-  return Object.assign(running, { logs });
-}
+export { startControllerWith, type TestController } from './controller-support.ts';
 
 /**
  * Calls reconcile directly, as kubebuilder tests do, until `done` holds for the SecretSync (or it is

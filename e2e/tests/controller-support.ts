@@ -1,5 +1,7 @@
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateSecretCommand, SecretsManagerClient, type Tag } from '@aws-sdk/client-secrets-manager';
+import type { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { loadControllerConfig } from '../../src/controller/config.ts';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
@@ -30,8 +32,15 @@ export async function eventually<T>(
   }
 }
 
-/** The controller, in this process, against the test bed (as the image would run it, minus the lease by default). */
-export async function startTestController(extraArgs: string[] = []): Promise<RunningController> {
+export interface TestController extends RunningController {
+  /** The controller's log lines (JSON), for diagnostics. */
+  logs: string[];
+}
+
+/** The controller in this process against the test bed (as the image runs it, minus the lease by default). */
+export async function startControllerWith(
+  opts: { kc?: KubeConfig; args?: string[]; logLevel?: string } = {},
+): Promise<TestController> {
   const b = bed();
   process.env.AWS_ENDPOINT_URL = b.aws.url;
   process.env.AWS_ACCESS_KEY_ID = b.aws.credentials.accessKeyId;
@@ -46,13 +55,24 @@ export async function startTestController(extraArgs: string[] = []): Promise<Run
       '--metrics-port=0',
       '--health-port=0',
       '--resync-period=30s',
-      '--log-level=warn',
-      ...extraArgs,
+      ...(opts.args ?? []),
     ],
     {},
   );
-  return startController({ config, kc: adminKubeConfig(), log: pino({ level: 'warn' }) });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk).trim());
+      cb();
+    },
+  });
+  const log = pino({ level: opts.logLevel ?? 'info' }, sink);
+  const running = await startController({ config, kc: opts.kc ?? adminKubeConfig(), log });
+  return Object.assign(running, { logs });
 }
+
+export const startTestController = (extraArgs: string[] = []): Promise<TestController> =>
+  startControllerWith({ args: extraArgs, logLevel: 'warn' });
 
 export async function createAwsSecret(name: string, value: string, tags: Tag[] = []): Promise<string> {
   const sm = new SecretsManagerClient(awsConfig());
