@@ -5,12 +5,14 @@ import {
   podIdentityTrustPolicy,
 } from './controller/iam-policy.ts';
 
-// The `secretsync` CLI. `controller` runs the controller; `iam-policy` prints the controller's
+// The `secretsync` CLI. `controller` runs the controller; `doctor` checks an account and cluster
+// before an install; `iam-policy` prints the controller's
 // least-privilege IAM policy (and a trust policy for IRSA or EKS Pod Identity).
 const HELP = `Usage: secretsync <command> [flags]
 
 Commands:
   controller [flags]       run the controller (see: secretsync controller --help)
+  doctor [flags]           check an account and cluster before installing (see: secretsync doctor --help)
   iam-policy [flags]       print the controller's IAM identity policy as JSON
       --account <id>               AWS account id (required)
       --region <region>            the cluster's region (required)
@@ -30,6 +32,9 @@ const [command, ...rest] = process.argv.slice(2);
 if (command === 'controller') {
   process.argv.splice(2, 1);
   await import('./controller/main.ts');
+} else if (command === 'doctor') {
+  const { doctorMain } = await import('./doctor/main.ts');
+  process.exitCode = await doctorMain(rest, process.env);
 } else if (command === 'iam-policy') {
   const { values: v } = parseArgs({
     args: rest,

@@ -257,9 +257,13 @@ describe('Dockerfile', () => {
       expect(r.stderr).not.toMatch(/function zip .* cannot be read/);
     });
 
-    it('carries a CLI that runs too (iam-policy)', async () => {
+    it('carries a CLI that runs too (iam-policy, doctor)', async () => {
       const r = await run(process.execPath, [join(image, 'app/cli.js'), '--help'], { cwd: image });
       expect(r.stdout).toContain('iam-policy');
+      const doctor = await run(process.execPath, [join(image, 'app/cli.js'), 'doctor', '--help'], {
+        cwd: image,
+      });
+      expect(doctor.stdout).toContain('Usage: secretsync doctor');
     });
   });
 });

@@ -35,6 +35,8 @@ const REST_ROUTES: [service: string, method: string, path: RegExp, operation: st
     'DeleteFunctionEventInvokeConfig',
   ],
   ['lambda', 'GET', /^\/2016-08-19\/account-settings\/?$/, 'GetAccountSettings'],
+  ['lambda', 'GET', /^\/2018-10-31\/layers\/?$/, 'ListLayers'],
+  ['lambda', 'GET', /^\/2018-10-31\/layers\/[^/]+\/versions\/?$/, 'ListLayerVersions'],
   ['eks', 'POST', /^\/clusters\/?$/, 'CreateCluster'],
   ['eks', 'GET', /^\/clusters\/?$/, 'ListClusters'],
   ['eks', 'GET', /^\/clusters\/[^/]+\/?$/, 'DescribeCluster'],

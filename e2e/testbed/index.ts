@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { type AccountSettings, accountInterceptor, defaultAccountSettings } from './aws-account.ts';
 import type { AwsEndpoint } from './aws-types.ts';
 import { AccessEntryStore, type ClusterOverride, createEksInterceptor } from './eks-access-entries.ts';
 import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticator.ts';
@@ -129,6 +130,16 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         credentials: aws.credentials,
       }),
     );
+    const accountSettings = defaultAccountSettings();
+    frontDoor.use(
+      accountInterceptor({
+        motoUrl: moto.url,
+        region,
+        accountId: ACCOUNT_ID,
+        credentials: aws.credentials,
+        settings: accountSettings,
+      }),
+    );
     // The runner assumes each function's role itself (straight at moto): record those credentials too.
     const runnerOptions: LambdaRunnerOptions = {
       endpoint: aws,
@@ -251,6 +262,18 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     frontDoor.control('/_testbed/warm', async (_r, body) => {
       runnerOptions.warm = JSON.parse(body.toString()).warm === true;
       return json({ warm: runnerOptions.warm });
+    });
+    // Account limits secretsync doctor reads: {lambdaConcurrency?, quotas?: {"events/L-244521F2": 5}};
+    // DELETE restores AWS's defaults.
+    frontDoor.control('/_testbed/account', async (req, body) => {
+      if (req.method === 'DELETE') Object.assign(accountSettings, defaultAccountSettings());
+      else if (req.method === 'POST') {
+        const patch = JSON.parse(body.toString()) as Partial<AccountSettings>;
+        if (patch.lambdaConcurrency !== undefined)
+          accountSettings.lambdaConcurrency = patch.lambdaConcurrency;
+        Object.assign(accountSettings.quotas, patch.quotas ?? {});
+      }
+      return json(accountSettings);
     });
     frontDoor.control('/_testbed/auth-mode', async (_r, body) => {
       const o = clusterOverrides[clusterName];

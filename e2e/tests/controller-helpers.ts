@@ -6,7 +6,7 @@ import { type ResourceNames, resourceNames } from '../../src/controller/naming.t
 import type { ProcessResult } from '../../src/controller/workqueue.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import { api, condition, getSecretSync } from './controller-support.ts';
-import { adminKubeConfig, bed, control, core, customObjects, rbac, tokenKubeConfig } from './support.ts';
+import { bed, control, core, customObjects, rbac, tokenKubeConfig } from './support.ts';
 
 /**
  * Helpers for the controller's reconcile and runtime tests: a controller with its own Kubernetes

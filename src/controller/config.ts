@@ -39,7 +39,7 @@ export interface ControllerConfig {
   logLevel: string;
 }
 
-const FLAGS = {
+export const FLAGS = {
   'cluster-name': { env: 'SECRETSYNC_CLUSTER_NAME', help: 'EKS cluster name (required)' },
   region: { env: 'AWS_REGION', help: 'default AWS region (required)' },
   'iam-path': { env: 'SECRETSYNC_IAM_PATH', def: '/secretsync/', help: 'IAM path of the roles created' },
@@ -131,7 +131,7 @@ const FLAGS = {
   'log-level': { env: 'SECRETSYNC_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
 } as const satisfies Record<string, { env: string; def?: string; help: string }>;
 
-type Flag = keyof typeof FLAGS;
+export type Flag = keyof typeof FLAGS;
 
 export class ConfigError extends Error {}
 

@@ -224,3 +224,52 @@ export function podIdentityTrustPolicy() {
     ],
   };
 }
+
+/** One request the controller makes, for a permission check (`secretsync doctor`). */
+export interface PermissionProbe {
+  action: string;
+  /** A concrete resource of the kind the controller touches, or "*" for actions without one. */
+  resource: string;
+  /** Condition keys the request carries (e.g. iam:PassedToService). */
+  context: Record<string, string>;
+}
+
+/**
+ * Every action of the generated policy, each on a concrete resource the controller would touch —
+ * names filled in, every region of the policy asked (the cluster's for "any region") — with the condition keys such a request carries. Derived
+ * from the statements, so a new action in the policy is checked without changes here.
+ */
+export function controllerPermissionProbes(i: IamPolicyInput): PermissionProbe[] {
+  const probes = new Map<string, PermissionProbe>();
+  const uuid = '00000000-0000-4000-8000-000000000000';
+  const concrete = (pattern: string, region: string): string => {
+    if (pattern === '*') return '*';
+    const parts = pattern.split(':');
+    if (parts[3] === '*') parts[3] = region;
+    let rest = parts.slice(5).join(':');
+    rest = rest.startsWith('access-entry/')
+      ? rest.replace(/\*$/, `doctor-probe/${uuid}`)
+      : rest.startsWith('secret:')
+        ? rest.replace(/\*$/, 'doctor-probe-AbCdEf')
+        : rest.replace(/\*$/, 'doctor-probe');
+    return [...parts.slice(0, 5), rest].join(':');
+  };
+  for (const s of controllerIdentityPolicy(i).Statement) {
+    const context: Record<string, string> = {};
+    for (const [key, value] of Object.entries(s.Condition?.StringEquals ?? {}))
+      context[key] = key === 'ec2:Region' ? i.clusterRegion : Array.isArray(value) ? value[0]! : value;
+    for (const action of s.Action) {
+      // The access-entry statement mixes resource types: CreateAccessEntry is authorized on the
+      // cluster, the others on an entry.
+      const mixed = s.Resource.some((r) => r.includes(':access-entry/'));
+      const resources = s.Resource.filter(
+        (r) => !mixed || r.includes(':cluster/') === (action === 'eks:CreateAccessEntry'),
+      );
+      for (const pattern of resources) {
+        const resource = concrete(pattern, i.clusterRegion);
+        probes.set(`${action} ${resource}`, { action, resource, context });
+      }
+    }
+  }
+  return [...probes.values()];
+}

