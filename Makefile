@@ -18,7 +18,8 @@ endif
 .PHONY: help
 help:
 	@echo "make demo      run the whole story on the local test bed"
-	@echo "make test      lint, type-check, unit and integration tests (sets everything up)"
+	@echo "make test      lint, type-check, unit, integration and fault tests (sets everything up)"
+	@echo "make test-faults  only the fault suite: crashes, AWS faults, API server restarts, hostile input"
 	@echo "make testbed   start the test bed and print export lines; Ctrl-C stops it"
 	@echo "make build     bundle the controller and the Lambda zip into dist/"
 	@echo "make bench     benchmarks; results in bench/results.json and the README"
@@ -49,7 +50,7 @@ lint: deps
 typecheck: deps
 	npx tsc -p tsconfig.json
 
-.PHONY: test test-unit test-integration
+.PHONY: test test-unit test-integration test-faults
 test: deps testbed-deps build lint typecheck
 	npx vitest run
 
@@ -58,6 +59,10 @@ test-unit: deps
 
 test-integration: deps testbed-deps build
 	npx vitest run --project integration
+
+# Also part of `make test`.
+test-faults: deps testbed-deps build
+	npx vitest run --project integration e2e/faults
 
 .PHONY: testbed demo bench
 testbed: deps testbed-deps build

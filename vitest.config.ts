@@ -8,14 +8,21 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'e2e/testbed/**/*.test.ts', 'scripts/**/*.test.ts'],
+          include: [
+            'src/**/*.test.ts',
+            'e2e/testbed/**/*.test.ts',
+            'scripts/**/*.test.ts',
+            'e2e/kind/**/*.test.ts',
+          ],
           environment: 'node',
         },
       },
       {
         test: {
           name: 'integration',
-          include: ['e2e/tests/**/*.test.ts'],
+          // e2e/faults: the fault suite (make test-faults): crashes, AWS throttling/5xx, API server
+          // restarts, hostile input — counts, never timings. One project, so one test bed at a time.
+          include: ['e2e/tests/**/*.test.ts', 'e2e/faults/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['e2e/tests/global-setup.ts'],
           testTimeout: 120_000,
