@@ -12,7 +12,17 @@ import type { AwsRequest, AwsResponse, Interceptor, Observer } from './aws-types
 export interface FaultRule {
   service?: string;
   operation?: string;
-  kind: 'throttle' | '500' | '503' | 'timeout';
+  /**
+   * throttle/500/503: answered at once with that error; timeout: never answered (nothing done);
+   * hold-before: never answered and never done — the caller is stuck before the step;
+   * hold-after: done (moto and the test bed act on it) but never answered — the caller is stuck
+   * after the step without knowing it happened. The hold kinds mark a kill point for crash tests.
+   */
+  kind: 'throttle' | '500' | '503' | 'timeout' | 'hold-before' | 'hold-after';
+  /** Only calls signed with this access key (e.g. the controller's, not the functions'). */
+  accessKeyId?: string;
+  /** Only calls whose resource (name/ARN in the body or path) contains this. */
+  resource?: string;
   /** Probability per matching call, 0..1. */
   rate?: number;
   /** Fail exactly the Nth matching calls (1-based), counted from when the rule was added. */
@@ -152,10 +162,12 @@ export async function startFrontDoor(opts: {
   let seq = 0;
   let faults: ActiveFault[] = [];
 
-  function pickFault(c: { service: string; operation: string }): FaultRule['kind'] | undefined {
+  function pickFault(c: CallRecord): FaultRule['kind'] | undefined {
     for (const f of faults) {
       if (f.rule.service && f.rule.service !== c.service) continue;
       if (f.rule.operation && f.rule.operation !== c.operation) continue;
+      if (f.rule.accessKeyId && f.rule.accessKeyId !== c.accessKeyId) continue;
+      if (f.rule.resource && !c.resource?.includes(f.rule.resource)) continue;
       f.seen++;
       if (f.rule.nth?.includes(f.seen)) return f.rule.kind;
       if (f.rule.rate !== undefined && f.rand() < f.rule.rate) return f.rule.kind;
@@ -209,10 +221,11 @@ export async function startFrontDoor(opts: {
     if (resource) record.resource = resource;
     records.push(record);
 
-    const fault = pickFault(c);
-    if (fault) {
+    const fault = pickFault(record);
+    if (fault === 'hold-after') record.fault = fault;
+    else if (fault) {
       record.fault = fault;
-      if (fault === 'timeout') {
+      if (fault === 'timeout' || fault === 'hold-before') {
         // Hold the request until the client gives up, as a hung endpoint would.
         record.status = -1;
         req.socket.setTimeout(0);
@@ -230,7 +243,8 @@ export async function startFrontDoor(opts: {
     }
     const intercepted = answer !== undefined;
     if (!answer) answer = await forward(opts.motoUrl, awsReq);
-    record.status = answer.status;
+    // hold-after: the step happened; the caller never hears so.
+    record.status = fault === 'hold-after' ? -1 : answer.status;
     // Observers run before the answer goes out, so whatever a call sets off (a routed event) is
     // already pending when the caller's next request — say, GET /_testbed/idle — arrives.
     if (!intercepted) {
@@ -241,6 +255,10 @@ export async function startFrontDoor(opts: {
           opts.log?.(`observer failed on ${c.service}.${c.operation}: ${(err as Error).message}`);
         }
       }
+    }
+    if (fault === 'hold-after') {
+      req.socket.setTimeout(0);
+      return;
     }
     send(res, answer);
   }

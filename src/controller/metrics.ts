@@ -11,7 +11,7 @@ export function createMetrics(objects: () => ConditionView[] = () => []) {
   const registry = new Registry();
   const reconciles = new Counter({
     name: 'secretsync_reconcile_total',
-    help: 'Reconcile passes by result (success, requeue, error, terminal).',
+    help: 'Reconcile passes by result (success, error).',
     labelNames: ['result'] as const,
     registers: [registry],
   });
@@ -72,7 +72,7 @@ export function createMetrics(objects: () => ConditionView[] = () => []) {
   });
   const invocations = new Counter({
     name: 'secretsync_invocations_total',
-    help: 'Function invocations made by the controller, by trigger (first-sync, force-sync, resync).',
+    help: 'Function invocations made by the controller, by trigger (first-sync, force-sync, spec-changed, target-recreated, resync).',
     labelNames: ['trigger'] as const,
     registers: [registry],
   });

@@ -58,7 +58,7 @@ export interface SecretSyncStatusCondition {
   observedGeneration?: number;
   /** When the status last changed. */
   lastTransitionTime: string;
-  /** Machine-readable CamelCase reason, from a fixed list (see the README's troubleshooting section). */
+  /** Machine-readable CamelCase reason, from a fixed list (see docs/troubleshooting.md). */
   reason: string;
   /** Human-readable detail. Never contains a secret value. */
   message: string;
