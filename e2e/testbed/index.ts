@@ -11,6 +11,7 @@ import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticat
 import type { KnownCredentials } from './eks-token-check.ts';
 import { createEventRouter, type EventRouter, motoPatternMatcher } from './event-router.ts';
 import { type FrontDoor, startFrontDoor } from './front-door.ts';
+import { kmsStateInterceptor } from './kms-state.ts';
 import { type Kube, startKube } from './kube.ts';
 import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
 import { startMoto } from './moto.ts';
@@ -140,6 +141,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         settings: accountSettings,
       }),
     );
+    frontDoor.use(kmsStateInterceptor({ motoUrl: moto.url, credentials: aws.credentials }));
     // The runner assumes each function's role itself (straight at moto): record those credentials too.
     const runnerOptions: LambdaRunnerOptions = {
       endpoint: aws,
@@ -257,6 +259,15 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     frontDoor.control('/_testbed/stats', async (_r, _b, q) => json(runner.stats(q.get('function') ?? '')));
     frontDoor.control('/_testbed/restart-apiserver', async () => {
       await kube.restartApiserver();
+      return json({ ok: true });
+    });
+    // {action: 'stop' | 'start' | 'restart-etcd'}: an API server outage of a chosen length.
+    frontDoor.control('/_testbed/apiserver', async (_r, body) => {
+      const { action } = JSON.parse(body.toString()) as { action: string };
+      if (action === 'stop') await kube.stopApiserver();
+      else if (action === 'start') await kube.startApiserver();
+      else if (action === 'restart-etcd') await kube.restartEtcd();
+      else return { status: 400, json: { error: `unknown action ${action}` } };
       return json({ ok: true });
     });
     frontDoor.control('/_testbed/warm', async (_r, body) => {

@@ -17,6 +17,11 @@ export interface Kube {
   auditLogPath: string;
   /** Stops and starts the API server (etcd keeps its data); for fault tests. */
   restartApiserver(): Promise<void>;
+  /** Stops kube-apiserver (clients see connection refused) until startApiserver(). */
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
+  /** Stops kube-apiserver and etcd, starts etcd again on the same data, then kube-apiserver. */
+  restartEtcd(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,25 +74,25 @@ export async function startKube(opts: {
   const apiPort = await freePort();
   const etcdDir = join(dir, 'etcd');
   mkdirSync(etcdDir, { recursive: true });
-  const etcd = startProcess(
-    'etcd',
-    binaries.etcd(),
-    [
-      `--data-dir=${etcdDir}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ],
-    { logsDir },
-  );
-  await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, {
-    proc: etcd,
-    timeoutMs: 30_000,
-  });
+  const etcdArgs = [
+    `--data-dir=${etcdDir}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+  const startEtcd = async () => {
+    const proc = startProcess('etcd', binaries.etcd(), etcdArgs, { logsDir });
+    await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, {
+      proc,
+      timeoutMs: 30_000,
+    });
+    return proc;
+  };
+  let etcd = await startEtcd();
 
   const auditPolicy = join(dir, 'audit-policy.yaml');
   writeFileSync(auditPolicy, AUDIT_POLICY);
@@ -133,6 +138,20 @@ export async function startKube(opts: {
     auditLogPath,
     async restartApiserver() {
       await apiserver.stop();
+      apiserver = startProcess('kube-apiserver', binaries.kubeApiserver(), args, { logsDir });
+      await ready();
+    },
+    async stopApiserver() {
+      await apiserver.stop();
+    },
+    async startApiserver() {
+      apiserver = startProcess('kube-apiserver', binaries.kubeApiserver(), args, { logsDir });
+      await ready();
+    },
+    async restartEtcd() {
+      await apiserver.stop();
+      await etcd.stop();
+      etcd = await startEtcd();
       apiserver = startProcess('kube-apiserver', binaries.kubeApiserver(), args, { logsDir });
       await ready();
     },

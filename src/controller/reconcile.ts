@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { RETRYABLE_BY_DEFAULT } from '../lambda/errors.ts';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { deleteAccessEntry, ensureAccessEntry } from './aws/access-entry.ts';
 import type { AwsClients } from './aws/clients.ts';
@@ -354,7 +355,13 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
         ss,
         now,
         forceSync,
-        recreated ? 'target-recreated' : specChanged ? 'spec-changed' : undefined,
+        recreated
+          ? 'target-recreated'
+          : specChanged
+            ? 'spec-changed'
+            : missedChange(ss, source, now)
+              ? 'missed-change'
+              : undefined,
       );
       if (trigger) {
         await aws({ operation: 'Invoke', resource: fn.arn }, () =>
@@ -472,12 +479,43 @@ function keepArns(ss: SecretSync): Partial<ControllerStatus> {
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
+/** How long a change event has to reach the function before a pass calls it missed. */
+export const EVENT_GRACE_MS = 60_000;
+/** How long Lambda's own retries of a transient failure take (about 1 + 2 minutes) before a pass tries again. */
+export const RETRY_GRACE_MS = 5 * 60_000;
+// Transient failures (the function's retryable reasons) plus Forbidden: the controller restores the
+// function's RBAC in the same pass, so running it again may succeed.
+const TRANSIENT = new Set<string>([...RETRYABLE_BY_DEFAULT, 'Forbidden']);
+
+/**
+ * Whether the AWS secret moved on without the function: the stage points at a version the target
+ * does not hold, and either the function has not run since the secret last changed (the event was
+ * lost — EventBridge gave up, or the API server was down through all of Lambda's retries) or its
+ * last run failed transiently and Lambda's retries are over. Costs nothing: DescribeSecret is read
+ * every pass anyway. A permanent failure (InvalidKey, TooLarge…) waits for the next change.
+ */
+export function missedChange(
+  ss: SecretSync,
+  source: { stageVersions: Record<string, string>; lastChangedDate: Date | undefined },
+  now: number,
+): boolean {
+  const current = source.stageVersions[ss.spec.source.versionStage ?? 'AWSCURRENT'];
+  if (!current || current === ss.status?.syncedVersionId) return false;
+  const since = (t: string | undefined) => now - (t ? Date.parse(t) : 0);
+  if (since(ss.status?.lastInvokeTime) < EVENT_GRACE_MS) return false;
+  const lastRun = ss.status?.lastSyncTime ? Date.parse(ss.status.lastSyncTime) : 0;
+  const changed = source.lastChangedDate?.getTime() ?? 0;
+  if (lastRun < changed) return now - changed >= EVENT_GRACE_MS;
+  const synced = ss.status?.conditions?.find((c) => c.type === 'Synced');
+  return synced?.status === 'False' && TRANSIENT.has(synced.reason) && now - lastRun >= RETRY_GRACE_MS;
+}
+
 /** Why to invoke the function now, if at all. */
 export function invocationTrigger(
   ss: SecretSync,
   now: number,
   forceSync: string | undefined,
-  changed: 'target-recreated' | 'spec-changed' | undefined,
+  changed: 'target-recreated' | 'spec-changed' | 'missed-change' | undefined,
 ): string | undefined {
   if (!ss.status?.lastInvokeTime) return 'first-sync';
   if (forceSync !== undefined && forceSync !== ss.status.lastForceSync) return 'force-sync';

@@ -26,7 +26,7 @@ export type SyncReason = (typeof SYNC_REASONS)[number];
 // a cached token can outlive its credentials; Conflict is a lost race with another writer. The rest
 // need someone to change something (spec, IAM, KMS, RBAC, the secret), which the next event or
 // backstop resync picks up. A throw site that knows better passes `retryable` explicitly.
-const RETRYABLE_BY_DEFAULT: ReadonlySet<SyncReason> = new Set([
+export const RETRYABLE_BY_DEFAULT: ReadonlySet<SyncReason> = new Set([
   'ApiUnavailable',
   'SecretsManagerUnavailable',
   'Conflict',

@@ -14,6 +14,10 @@ export interface ResolvedSource {
   tags: Tags;
   /** Set when the secret is scheduled for deletion: it still resolves, but the function cannot read it. */
   deletedDate: Date | undefined;
+  /** Staging label → version id (AWSCURRENT, AWSPREVIOUS, …), to tell whether the last sync is current. */
+  stageVersions: Record<string, string>;
+  /** When the value or metadata last changed; undefined when AWS does not say. */
+  lastChangedDate: Date | undefined;
 }
 
 // DescribeSecret omits KmsKeyId for the default key; a secret created with the alias spelled out
@@ -35,5 +39,9 @@ export async function resolveSource(sm: SecretsManagerClient, secretId: string):
     kmsKeyId: key === undefined || key === '' || AWS_MANAGED_KEY.test(key) ? undefined : key,
     tags: fromTagList(out.Tags),
     deletedDate: out.DeletedDate,
+    stageVersions: Object.fromEntries(
+      Object.entries(out.VersionIdsToStages ?? {}).flatMap(([id, stages]) => stages.map((st) => [st, id])),
+    ),
+    lastChangedDate: out.LastChangedDate,
   };
 }
