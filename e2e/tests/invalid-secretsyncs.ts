@@ -121,6 +121,109 @@ export const INVALID_SECRETSYNCS: InvalidCase[] = [
     expect: /spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean/,
   },
   {
+    name: 'key mapping to a key starting with ".." (the API server refuses it in a Secret)',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'a', to: '..data' }] } },
+    expect: /to must be a valid Secret key .*not starting with '\.\.'/,
+  },
+  {
+    name: 'key mapping from a key starting with ".." and no to',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: '..data' }] } },
+    expect: /from is not a valid Secret key .*set 'to' to rename it/,
+  },
+  {
+    name: 'key mapping to an empty key',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'a', to: '' }] } },
+    expect: /to in body should be at least 1 chars long/,
+  },
+  {
+    name: 'key mapping to a key longer than 253 characters',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'a', to: 'k'.repeat(254) }] } },
+    expect: /keys\[0\]\.to: Too long: may not be more than 253/,
+  },
+  {
+    name: 'key mapping without from',
+    spec: { source: { secretId: 'db' }, target: { keys: [{ to: 'x' }] } },
+    expect: /keys\[0\]\.from: Required value/,
+  },
+  {
+    name: 'more than 100 key mappings',
+    spec: {
+      source: { secretId: 'db' },
+      target: { keys: Array.from({ length: 101 }, (_, i) => ({ from: `k${i}` })) },
+    },
+    expect: /spec.target.keys: Too many: 101: must have at most 100 items/,
+  },
+  {
+    name: 'key mappings not a list',
+    spec: { source: { secretId: 'db' }, target: { keys: { from: 'a' } } },
+    expect: /spec.target.keys in body must be of type array/,
+  },
+  {
+    name: 'AWSPREVIOUS stage',
+    spec: { source: { secretId: 'db', versionStage: 'AWSPREVIOUS' } },
+    expect: /versionStage cannot be AWSPENDING or AWSPREVIOUS/,
+  },
+  {
+    name: 'empty stage',
+    spec: { source: { secretId: 'db', versionStage: '' } },
+    expect: /versionStage in body should be at least 1 chars long/,
+  },
+  {
+    name: 'secret name of 513 characters',
+    spec: { source: { secretId: 's'.repeat(513) } },
+    expect: /secretId must be a secret name of 1-512 letters/,
+  },
+  {
+    name: 'secretId longer than 2048 characters',
+    spec: { source: { secretId: 's'.repeat(2049) } },
+    expect: /spec.source.secretId: Too long: may not be more than 2048/,
+  },
+  {
+    name: 'secretId with a NUL byte',
+    spec: { source: { secretId: 'prod/db\u0000x' } },
+    expect: /secretId must be a secret name of 1-512 letters/,
+  },
+  {
+    name: 'secretId with a non-ASCII letter',
+    spec: { source: { secretId: 'prod/dé' } },
+    expect: /secretId must be a secret name of 1-512 letters/,
+  },
+  {
+    name: 'secretId not a string',
+    spec: { source: { secretId: 42 } },
+    expect: /spec.source.secretId in body must be of type string/,
+  },
+  {
+    name: 'source not an object',
+    spec: { source: 'prod/db' },
+    expect: /spec.source in body must be of type object/,
+  },
+  {
+    name: 'target name ending with a dash',
+    spec: { source: { secretId: 'db' }, target: { name: 'db-' } },
+    expect: /target.name must be a DNS-1123 subdomain/,
+  },
+  {
+    name: 'target name longer than 253 characters',
+    spec: { source: { secretId: 'db' }, target: { name: 'n'.repeat(254) } },
+    expect: /spec.target.name: Too long: may not be more than 253/,
+  },
+  {
+    name: 'merge policy in lower case',
+    spec: { source: { secretId: 'db' }, mergePolicy: 'merge' },
+    expect: /Unsupported value: "merge": supported values: "Merge", "Replace"/,
+  },
+  {
+    name: 'resync interval over a year',
+    spec: { source: { secretId: 'db' }, resyncInterval: '8761h' },
+    expect: /resyncInterval must be "0" or a duration between 1m and 8760h/,
+  },
+  {
+    name: 'negative resync interval',
+    spec: { source: { secretId: 'db' }, resyncInterval: '-1h' },
+    expect: /resyncInterval must be "0" or a duration between 1m and 8760h/,
+  },
+  {
     name: 'name too long for the access entry username',
     spec: { source: { secretId: 'db' } },
     metadataName: `s${'x'.repeat(70)}`,

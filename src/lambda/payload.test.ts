@@ -95,6 +95,25 @@ describe('parseSecretValue', () => {
     expect(err.message).not.toContain('s3cr3t-value');
   });
 
+  it.each<[string, string]>([
+    ['plain text', 'pass\ud800word s3cr3t-value'],
+    ['plain text ending in a high surrogate', 's3cr3t-value\ud83d'],
+    ['a JSON member (raw)', '{"password":"s3cr3t-value\udc00"}'],
+    ['a JSON member (escaped in the JSON text)', '{"password":"s3cr3t-value\\udc00"}'],
+  ])('an unpaired surrogate in %s → InvalidPayload, not U+FFFD written as Synced', (_name, secret) => {
+    const err = caught(() => parseSecretValue({ SecretString: secret }));
+    expect(err.reason).toBe('InvalidPayload');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/not valid Unicode \(it holds an unpaired UTF-16 surrogate\)/);
+    expect(err.message).not.toContain('s3cr3t-value');
+    if (secret.startsWith('{')) expect(err.message).toContain('the value of "password"');
+  });
+
+  it('an unpaired surrogate inside a non-string member is re-escaped losslessly', () => {
+    const data = parseSecretValue({ SecretString: '{"list":["a\\ud800"],"ok":"\ud83d\udd11"}' });
+    expect(asText(data)).toEqual({ list: '["a\\ud800"]', ok: '🔑' });
+  });
+
   it('a deeply nested JSON array that is not an object is plain text, not an error', () => {
     const text = `${'['.repeat(50_000)}${']'.repeat(50_000)}`;
     expect(parseSecretValue({ SecretString: text }).get('value')!.toString()).toBe(text);
@@ -159,6 +178,11 @@ describe('isValidSecretKey', () => {
     ['k'.repeat(254), false],
     ['.', false],
     ['..', false],
+    // The API server refuses these too ("must not start with '..'"); '..' inside a key is fine.
+    ['..data', false],
+    ['...', false],
+    ['a..b', true],
+    ['._..', true],
     ['', false],
     ['has space', false],
     ['slash/key', false],

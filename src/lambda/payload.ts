@@ -9,6 +9,8 @@
 // - A key mapping then selects and renames; a mapped `from` the secret lacks is InvalidPayload.
 // - Every resulting key must be a valid Secret key (InvalidKey) and the total must fit Kubernetes'
 //   Secret size limit (TooLarge). Nothing is written when either fails.
+// - Text that is not valid Unicode (an unpaired UTF-16 surrogate, which JSON's \uD800 escapes can
+//   carry) has no exact UTF-8 form: InvalidPayload, rather than writing U+FFFD and reporting Synced.
 // Errors name keys (InvalidKey, missing mapped keys) but never values.
 
 import { quoteKey, SyncError } from './errors.ts';
@@ -30,13 +32,20 @@ export type SecretData = Map<string, Buffer>;
 /** The key a non-JSON-object or binary secret is stored under (documented in the CRD). */
 export const PLAIN_SECRET_KEY = 'value';
 
-// Kubernetes' own rule (apimachinery IsConfigMapKey), repeated in the CRD for `to`.
-export const SECRET_KEY_RULE = "letters, digits, '-', '_' and '.', at most 253 characters, not '.' or '..'";
+// Kubernetes' own rule (apimachinery IsConfigMapKey), repeated in the CRD for `to` and `from`. The
+// API server also refuses a key that starts with '..' (a projected volume's own `..data` entries).
+export const SECRET_KEY_RULE =
+  "letters, digits, '-', '_' and '.', at most 253 characters, not '.' and not starting with '..'";
 const SECRET_KEY_PATTERN = /^[-._a-zA-Z0-9]+$/;
 const MAX_SECRET_KEY_LENGTH = 253;
 
 export function isValidSecretKey(key: string): boolean {
-  return key.length <= MAX_SECRET_KEY_LENGTH && SECRET_KEY_PATTERN.test(key) && key !== '.' && key !== '..';
+  return (
+    key.length <= MAX_SECRET_KEY_LENGTH &&
+    SECRET_KEY_PATTERN.test(key) &&
+    key !== '.' &&
+    !key.startsWith('..')
+  );
 }
 
 // The API server rejects a Secret whose data (sum of key bytes + value bytes, before base64) exceeds
@@ -58,10 +67,11 @@ export function secretDataFrom(value: SecretValue, mapping: readonly KeyMapping[
 export function parseSecretValue(value: SecretValue): SecretData {
   if (value.SecretString !== undefined) {
     const object = parseJsonObject(value.SecretString);
-    if (object === undefined) return new Map([[PLAIN_SECRET_KEY, Buffer.from(value.SecretString, 'utf8')]]);
+    if (object === undefined) return new Map([[PLAIN_SECRET_KEY, utf8(value.SecretString)]]);
     const data: SecretData = new Map();
     for (const [key, member] of Object.entries(object)) {
-      data.set(key, Buffer.from(typeof member === 'string' ? member : encodeMember(key, member), 'utf8'));
+      // Non-string members need no check: JSON.stringify escapes an unpaired surrogate losslessly.
+      data.set(key, typeof member === 'string' ? utf8(member, key) : Buffer.from(encodeMember(key, member)));
     }
     return data;
   }
@@ -126,6 +136,17 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
   } catch (err) {
     throw tooDeep(err);
   }
+}
+
+// Buffer.from would turn an unpaired surrogate into U+FFFD: the Secret would hold something other
+// than the AWS value while the status said Synced.
+function utf8(text: string, key?: string): Buffer {
+  if (text.isWellFormed()) return Buffer.from(text, 'utf8');
+  const what = key === undefined ? "the secret's text" : `the value of ${quoteKey(key)}`;
+  throw new SyncError(
+    'InvalidPayload',
+    `${what} is not valid Unicode (it holds an unpaired UTF-16 surrogate), so it has no exact UTF-8 form; fix the AWS secret`,
+  );
 }
 
 function encodeMember(key: string, member: unknown): string {
