@@ -6,11 +6,19 @@ import {
   PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+} from '@kubernetes/client-node';
 import pino from 'pino';
 import { startTestbed } from '../e2e/testbed/index.ts';
 import { loadControllerConfig } from '../src/controller/config.ts';
 import { startController } from '../src/controller/controller.ts';
+import { runScale, type ScaleResult } from './scale.ts';
 
 /**
  * `make bench`: figures for the sync function on the test bed, written to bench/results.json and
@@ -20,7 +28,7 @@ import { startController } from '../src/controller/controller.ts';
 const root = new URL('..', import.meta.url).pathname;
 const ZIP = `${root}dist/lambda/secretsync-lambda.zip`;
 const BUNDLE = `${root}dist/lambda/index.mjs`;
-const COLD_SAMPLES = Number(process.env.BENCH_COLD ?? 30);
+const COLD_SAMPLES = Number(process.env.BENCH_COLD ?? 50);
 const WARM_SAMPLES = Number(process.env.BENCH_WARM ?? 50);
 
 const pct = (xs: number[], p: number) => {
@@ -132,13 +140,34 @@ try {
     return ms;
   }
   const fn = (await bed.runner.asyncInvocations())[0]?.functionName ?? '';
+  const valueReads = () => bed.frontDoor.calls().filter((c) => c.operation === 'GetSecretValue').length;
   await sample(); // the event matcher's first use starts its Python process: not part of a sync
   const cold: number[] = [];
   for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await sample());
   await fetch(`${info.aws.url}/_testbed/warm`, { method: 'POST', body: JSON.stringify({ warm: true }) });
   await sample(); // starts the warm environment
   const warm: number[] = [];
+  const readsBefore = valueReads();
   for (let i = 0; i < WARM_SAMPLES; i++) warm.push(await sample());
+  const valueReadsPerChange = (valueReads() - readsBefore) / WARM_SAMPLES;
+  // A run with nothing changed (what the daily backstop resync does): force-sync, count the reads.
+  const readsBeforeNoChange = valueReads();
+  await kc.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+    {
+      group: 'secretsync.io',
+      version: 'v1alpha1',
+      plural: 'secretsyncs',
+      namespace: 'bench',
+      name: 'db',
+      body: { metadata: { annotations: { 'secretsync.io/force-sync': 'bench' } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  for (let i = 0; i < 100 && valueReads() === readsBeforeNoChange; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  await fetch(`${info.aws.url}/_testbed/idle`);
+  const valueReadsNoChange = valueReads() - readsBeforeNoChange;
+  results.valueReads = { perChange: valueReadsPerChange, perRunWithoutChange: valueReadsNoChange };
 
   // The function's own view: its one log line per sync carries durationMs.
   const lines = bed.runner.logsFor(fn).map((l) => {
@@ -153,10 +182,14 @@ try {
     .map((l) => l.durationMs!);
   const stats = bed.runner.stats(fn);
 
+  const rss = stats.maxRssMb;
   results.lambda = {
     zipBytes: statSync(ZIP).size,
     unzippedBytes: statSync(BUNDLE).size,
     importMs: summary(importMs),
+    // Peak RSS of the function's process after a sync (Lambda's "Max Memory Used"): cold
+    // environments run one sync each, the warm one many.
+    peakRssMb: { cold: summary(rss.slice(1, 1 + COLD_SAMPLES)), warm: summary(rss.slice(-WARM_SAMPLES)) },
   };
   results.syncLatencyMs = {
     definition:
@@ -175,6 +208,79 @@ try {
   await bed.stop();
 }
 
+// 3. Controller scale, each N on a fresh test bed.
+const SCALES = (process.env.BENCH_SCALES ?? '100,300,1000')
+  .split(',')
+  .map(Number)
+  .filter((x) => x > 0);
+const scale: ScaleResult[] = [];
+for (const n of SCALES) {
+  scale.push(await runScale(n, { concurrency: 16, log: (m) => console.log(`[bench] ${m}`) }));
+  console.log(`[bench] ${JSON.stringify(scale.at(-1))}`);
+}
+results.controllerScale = scale;
+
+// 4. AWS cost per secret, from the counts measured above and AWS's public prices.
+const first = scale[0];
+const resyncMinutes = 10; // --resync-period default
+const backstopHours = 24; // spec.resyncInterval default
+const vr = results.valueReads as { perChange: number; perRunWithoutChange: number };
+const smPerDay = {
+  // The controller's drift-repair pass reads the secret's metadata (DescribeSecret) once per SecretSync.
+  describeSecret: ((24 * 60) / resyncMinutes) * (first?.steadyPass.describeSecretPerSecretSync ?? 1),
+  // The function reads the value once per backstop run when nothing changed.
+  getSecretValue: (24 / backstopHours) * vr.perRunWithoutChange,
+};
+const price = {
+  source: {
+    secretsManager:
+      'https://aws.amazon.com/secrets-manager/pricing/ — $0.40 per secret-month, $0.05 per 10,000 API calls',
+    lambda:
+      'https://aws.amazon.com/lambda/pricing/ — $0.20 per 1M requests, $0.0000133334 per GB-second (Arm, us-east-1)',
+    eventBridge:
+      'https://aws.amazon.com/eventbridge/pricing/ — state-change events of AWS services on the default bus: free',
+    logs: 'https://aws.amazon.com/cloudwatch/pricing/ — $0.50 per GB ingested',
+    controlPlane: 'IAM, EKS access entries and the describe/list calls of the controller: no charge',
+  },
+  smPerCall: 0.05 / 10_000,
+  lambdaPerRequest: 0.2 / 1e6,
+  lambdaPerGbSecond: 0.0000133334,
+  logsPerGb: 0.5,
+};
+const s0 = results.syncLatencyMs as { functionDurationMs: { cold: { p50: number } } };
+const runCost =
+  price.lambdaPerRequest +
+  0.125 * (s0.functionDurationMs.cold.p50 / 1000) * price.lambdaPerGbSecond +
+  (700 / 1e9) * price.logsPerGb; // one sync line + START/END/REPORT, about 700 bytes
+const month = 30;
+results.awsCost = {
+  prices: price.source,
+  perNewSecretSync: first
+    ? {
+        mutating: first.awsCalls.mutating / first.secretSyncs,
+        reads: first.awsCalls.reads / first.secretSyncs,
+      }
+    : undefined,
+  perSteadyPass: first
+    ? { reads: first.steadyPass.readsPerSecretSync, mutating: first.steadyPass.mutating }
+    : undefined,
+  secretsManagerCallsPerSecretPerDayWithoutChange: { ...smPerDay, pollingOperator1h: 24 },
+  usdPerSecretPerMonthWithoutChange: {
+    secretsync: Number(
+      (
+        (smPerDay.describeSecret + smPerDay.getSecretValue) * month * price.smPerCall +
+        ((month * 24) / backstopHours) * runCost
+      ).toFixed(5),
+    ),
+    withResyncPeriod24h: Number(
+      ((1 + smPerDay.getSecretValue) * month * price.smPerCall + month * runCost).toFixed(5),
+    ),
+    pollingOperator1h: Number((24 * month * price.smPerCall).toFixed(5)),
+    plusSecretStorage: 0.4,
+  },
+  usdPerChange: Number((vr.perChange * price.smPerCall + runCost).toFixed(7)),
+};
+
 const out = {
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
@@ -183,13 +289,35 @@ const out = {
 writeFileSync(`${root}bench/results.json`, `${JSON.stringify(out, null, 2)}\n`);
 
 // README summary between the markers.
-const l = results.lambda as { zipBytes: number; unzippedBytes: number; importMs: { p50: number } };
+const l = results.lambda as {
+  zipBytes: number;
+  unzippedBytes: number;
+  importMs: { p50: number };
+  peakRssMb: { cold: { p50: number }; warm: { max: number } };
+};
 type Summary = { p50: number; p99: number; n: number };
 const s = results.syncLatencyMs as {
   cold: Summary;
   warm: Summary;
   functionDurationMs: { cold: Summary; warm: Summary };
 };
+const c = results.awsCost as {
+  perNewSecretSync?: { mutating: number; reads: number };
+  perSteadyPass?: { reads: number; mutating: number };
+  secretsManagerCallsPerSecretPerDayWithoutChange: { getSecretValue: number; describeSecret: number };
+  usdPerSecretPerMonthWithoutChange: {
+    secretsync: number;
+    withResyncPeriod24h: number;
+    pollingOperator1h: number;
+  };
+};
+const scaleRows = scale
+  .map(
+    (r) =>
+      `| ${r.secretSyncs} SecretSyncs applied at once: all Ready / AWS calls / controller peak RSS / CPU | ${r.allReadySeconds} s / ${r.awsCalls.total} (${r.awsCalls.perSecretSync} each) / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s | 1000 in ≤ 300 s, ≤ 150 MB |\n` +
+      `| ${r.secretSyncs} idle: steady pass / RSS / CPU | ${r.steadyPass.mutating} mutating, ${r.steadyPass.readsPerSecretSync} reads each, ${r.steadyPass.seconds} s / ${r.idle.rssMb} MB / ${r.idle.cpuSecondsPerMinute} CPU-s per min | 0 mutating |`,
+  )
+  .join('\n');
 const table = `<!-- bench:start -->
 | figure (\`make bench\`, ${out.machine.cpus} cores, Node ${process.version}, ${out.date.slice(0, 10)}) | measured | target |
 |---|---|---|
@@ -199,6 +327,12 @@ const table = `<!-- bench:start -->
 | sync latency, warm p50 / p99, n=${s.warm.n} | ${s.warm.p50} / ${s.warm.p99} ms | p50 ≤ 50 ms |
 | time inside the function, cold / warm p50 | ${s.functionDurationMs.cold.p50} / ${s.functionDurationMs.warm.p50} ms | — |
 | staleness with a 1 h polling operator | 30 min average, 60 min worst | — |
+| function peak RSS (Max Memory Used), cold / warm p50 | ${l.peakRssMb.cold.p50} / ${l.peakRssMb.warm.max} (max) MB | ≤ 60 MB |
+| AWS calls per new SecretSync (controller) | ${c.perNewSecretSync?.mutating} mutating + ${c.perNewSecretSync?.reads} reads | — |
+| steady-state pass | ${c.perSteadyPass?.mutating} mutating, ${c.perSteadyPass?.reads} reads per SecretSync | 0 mutating |
+| Secrets Manager calls per secret per day, no change | ${c.secretsManagerCallsPerSecretPerDayWithoutChange.getSecretValue} GetSecretValue + ${c.secretsManagerCallsPerSecretPerDayWithoutChange.describeSecret} DescribeSecret (one per 10 min drift-repair pass); 1 h polling: 24 GetSecretValue | ≤ 1 |
+| USD per secret-month without change (API + Lambda + logs; storage $0.40 extra) | ${c.usdPerSecretPerMonthWithoutChange.secretsync} (with \`--resync-period=24h\`: ${c.usdPerSecretPerMonthWithoutChange.withResyncPeriod24h}); 1 h polling: ${c.usdPerSecretPerMonthWithoutChange.pollingOperator1h} | — |
+${scaleRows}
 <!-- bench:end -->`;
 const readme = readFileSync(`${root}README.md`, 'utf8');
 writeFileSync(`${root}README.md`, readme.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, table));

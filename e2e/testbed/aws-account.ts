@@ -11,6 +11,8 @@
  * - IAM SimulatePrincipalPolicy: the principal's policies (inline, attached, groups, permissions
  *   boundary) are read from moto and evaluated by an IAM policy simulator
  *   (@cloud-copilot/iam-simulate, built from AWS's Service Authorization Reference).
+ * - Lambda PutFunctionEventInvokeConfig replaces the function's config, as Lambda does (moto
+ *   appends, and its Get keeps answering with the first one).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +34,11 @@ import {
   ListRolePoliciesCommand,
   ListUserPoliciesCommand,
 } from '@aws-sdk/client-iam';
-import { LambdaClient, paginateListFunctions } from '@aws-sdk/client-lambda';
+import {
+  DeleteFunctionEventInvokeConfigCommand,
+  LambdaClient,
+  paginateListFunctions,
+} from '@aws-sdk/client-lambda';
 import { isWildcardOnlyAction, runSimulation } from '@cloud-copilot/iam-simulate';
 import type { AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
 import { venvDir } from './paths.ts';
@@ -311,6 +317,11 @@ export function accountInterceptor(opts: AccountInterceptorOptions): Interceptor
   return async (req) => {
     if (req.service === 'lambda') {
       if (req.operation === 'GetAccountSettings') return accountSettings();
+      if (req.operation === 'PutFunctionEventInvokeConfig') {
+        const name = decodeURIComponent(req.path.split('/')[3] ?? '');
+        await lambda.send(new DeleteFunctionEventInvokeConfigCommand({ FunctionName: name })).catch(() => {});
+        return undefined; // now moto stores the one given
+      }
       if (req.operation === 'ListLayers' || req.operation === 'ListLayerVersions')
         return checkLayerFilters(req);
       return undefined;

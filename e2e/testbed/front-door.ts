@@ -116,7 +116,7 @@ function resourceOf(req: AwsRequest): string | undefined {
   } catch {
     // not JSON: no resource
   }
-  const m = /^\/(?:2015-03-31\/functions|clusters|2017-03-31\/tags|tags)\/([^/]+)/.exec(req.path);
+  const m = /^\/(?:20\d\d-\d\d-\d\d\/functions|clusters|2017-03-31\/tags|tags)\/([^/]+)/.exec(req.path);
   return m ? decodeURIComponent(m[1]!) : undefined;
 }
 

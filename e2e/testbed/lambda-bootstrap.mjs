@@ -75,7 +75,8 @@ function finish(id, message) {
   process.stdout.write(`${END_MARK}${id}\n`);
   process.stderr.write(`${END_MARK}${id}\n`);
   currentRequestId = undefined;
-  process.send({ type: 'result', id, ...message });
+  // Peak resident memory of this environment so far, which Lambda reports as Max Memory Used.
+  process.send({ type: 'result', id, maxRssMb: process.resourceUsage().maxRSS / 1024, ...message });
 }
 
 // An exception that escapes the handler's promise kills the environment, as on Lambda.

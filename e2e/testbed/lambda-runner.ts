@@ -1,11 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type FunctionConfiguration, GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  type FunctionConfiguration,
+  GetFunctionCommand,
+  GetFunctionEventInvokeConfigCommand,
+  LambdaClient,
+} from '@aws-sdk/client-lambda';
+import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { unzipSync } from 'fflate';
 import type { AwsEndpoint, AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
@@ -151,6 +158,8 @@ export interface AsyncInvocation {
   ok: boolean;
   /** Why no attempt could run (function gone, not Active, code unknown). */
   error?: string;
+  /** Where the failure record went, when the function has an on-failure destination. */
+  onFailure?: { destination: string; delivered: boolean };
 }
 
 export interface FunctionStats {
@@ -160,6 +169,8 @@ export interface FunctionStats {
   timeouts: number;
   durationsMs: number[];
   initDurationsMs: number[];
+  /** Peak RSS of the environment after each invocation (Lambda's Max Memory Used). */
+  maxRssMb: number[];
 }
 
 export interface InvokeOptions {
@@ -177,6 +188,12 @@ export interface LambdaRunnerOptions {
   warm?: boolean;
   /** Where zips are unpacked; a fresh temp dir by default (outside any node_modules tree, as on Lambda). */
   workDir?: string;
+  /**
+   * Asynchronous invocations running at once; the rest wait in the queue, as Lambda's async queue
+   * waits for the account's concurrency. Default: twice the CPU count, so a thousand first syncs
+   * do not start a thousand processes on a small machine.
+   */
+  maxAsyncConcurrency?: number;
   /** Delays before the retries of a failed async invocation; AWS retries twice, after ~1 and ~2 min. */
   asyncRetryDelaysMs?: number[];
   /** A warm environment idle this long is shut down (Lambda recycles idle environments too). */
@@ -204,9 +221,10 @@ interface Resolved {
   envKey: string;
 }
 
-type Outcome =
+type Outcome = (
   | { ok: true; payload: string }
-  | { ok: false; error: { errorType: string; errorMessage: string; trace?: string[] } };
+  | { ok: false; error: { errorType: string; errorMessage: string; trace?: string[] } }
+) & { maxRssMb?: number };
 
 type ChildMessage =
   | { type: 'ready' }
@@ -372,6 +390,7 @@ const emptyStats = (): FunctionStats => ({
   timeouts: 0,
   durationsMs: [],
   initDurationsMs: [],
+  maxRssMb: [],
 });
 
 export class LambdaRunner {
@@ -483,15 +502,39 @@ export class LambdaRunner {
     };
     this.#async.push(record);
     const delays = this.#opts.asyncRetryDelaysMs ?? [1_000, 2_000];
+    const queuedAt = Date.now();
     const run = async () => {
       try {
+        // The function's event invoke config (PutFunctionEventInvokeConfig): how many retries, how
+        // old an event may get, where a failed one goes. Lambda's defaults without one: 2, 6 h, nowhere.
+        const config = await this.#lambda
+          .send(new GetFunctionEventInvokeConfigCommand({ FunctionName: functionName }))
+          .catch(() => undefined);
+        const retries = Math.min(config?.MaximumRetryAttempts ?? 2, delays.length);
+        const maxAgeMs = (config?.MaximumEventAgeInSeconds ?? 21_600) * 1000;
+        let condition: string | undefined;
         for (let attempt = 0; ; attempt++) {
-          const r = await this.invoke(functionName, event, { ...opts, requestId: record.requestId });
+          await this.#acquire();
+          const r = await this.invoke(functionName, event, { ...opts, requestId: record.requestId }).finally(
+            () => this.#release(),
+          );
           record.functionName = r.functionName;
           record.attempts.push(r);
           record.ok = !r.functionError;
-          if (record.ok || attempt >= delays.length) break;
+          if (record.ok) break;
+          if (attempt >= retries) {
+            condition = 'RetriesExhausted';
+            break;
+          }
           await new Promise((res) => setTimeout(res, delays[attempt]));
+          if (Date.now() - queuedAt > maxAgeMs) {
+            condition = 'EventAgeExceeded';
+            break;
+          }
+        }
+        const destination = config?.DestinationConfig?.OnFailure?.Destination;
+        if (condition && destination) {
+          record.onFailure = await this.#deliverFailure(destination, condition, record, event);
         }
       } catch (err) {
         record.error = (err as Error).message;
@@ -499,6 +542,81 @@ export class LambdaRunner {
       return record;
     };
     return this.#track(run());
+  }
+
+  /**
+   * The record Lambda sends to an on-failure destination (Lambda developer guide, "Capturing records
+   * of asynchronous invocations"): request context, the event, the last response. SQS and
+   * EventBridge buses are emulated; other destination types are reported as not delivered.
+   */
+  async #deliverFailure(
+    destination: string,
+    condition: string,
+    record: AsyncInvocation,
+    event: unknown,
+  ): Promise<{ destination: string; delivered: boolean }> {
+    const last = record.attempts.at(-1);
+    const message = {
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: {
+        requestId: record.requestId,
+        functionArn: `arn:aws:lambda:${this.#opts.endpoint.region}:${this.#opts.endpoint.accountId}:function:${record.functionName}:$LATEST`,
+        condition,
+        approximateInvokeCount: record.attempts.length,
+      },
+      requestPayload: event,
+      responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+      responsePayload: last ? JSON.parse(last.payload || '{}') : {},
+    };
+    const [, , service, region, account, resource] = destination.split(':');
+    const { motoUrl, credentials } = this.#opts.endpoint;
+    if (service === 'sqs') {
+      const sqs = new SQSClient({ endpoint: motoUrl, region, credentials });
+      const { QueueUrl } = await sqs.send(
+        new GetQueueUrlCommand({ QueueName: resource!, QueueOwnerAWSAccountId: account }),
+      );
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify(message) }));
+      sqs.destroy();
+      return { destination, delivered: true };
+    }
+    if (service === 'events') {
+      const events = new EventBridgeClient({ endpoint: motoUrl, region, credentials });
+      await events.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              EventBusName: destination,
+              Source: 'lambda',
+              DetailType: 'Lambda Function Invocation Result - Failure',
+              Detail: JSON.stringify(message),
+            },
+          ],
+        }),
+      );
+      events.destroy();
+      return { destination, delivered: true };
+    }
+    return { destination, delivered: false };
+  }
+
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  async #acquire(): Promise<void> {
+    const max = this.#opts.maxAsyncConcurrency ?? 2 * cpus().length;
+    if (this.#running < max) {
+      this.#running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next)
+      next(); // the slot passes on
+    else this.#running--;
   }
 
   #track<T>(p: Promise<T>): Promise<T> {
@@ -523,7 +641,12 @@ export class LambdaRunner {
 
   stats(functionName: string): FunctionStats {
     const s = this.#stats.get(functionName) ?? emptyStats();
-    return { ...s, durationsMs: [...s.durationsMs], initDurationsMs: [...s.initDurationsMs] };
+    return {
+      ...s,
+      durationsMs: [...s.durationsMs],
+      initDurationsMs: [...s.initDurationsMs],
+      maxRssMb: [...s.maxRssMb],
+    };
   }
 
   /** Forget logs, counters and async records (environments stay warm). */
@@ -662,8 +785,10 @@ export class LambdaRunner {
     platform(`END RequestId: ${requestId}`);
     const init = coldStart ? `\tInit Duration: ${sandbox.initDurationMs.toFixed(2)} ms` : '';
     const mem = fn.config.MemorySize ?? 128;
+    const used = outcome === 'timeout' ? undefined : outcome.maxRssMb;
+    if (used !== undefined) stats.maxRssMb.push(used);
     platform(
-      `REPORT RequestId: ${requestId}\tDuration: ${durationMs.toFixed(2)} ms\tMemory Size: ${mem} MB${init}`,
+      `REPORT RequestId: ${requestId}\tDuration: ${durationMs.toFixed(2)} ms\tMemory Size: ${mem} MB${used === undefined ? '' : `\tMax Memory Used: ${Math.round(used)} MB`}${init}`,
     );
     if (warm) this.#returnWarm(fn, sandbox);
     else sandbox.kill();

@@ -251,6 +251,7 @@ describe('controller provisioning: apply → every resource exists with exactly 
         'CreateLogGroup',
         'PutRetentionPolicy',
         'CreateFunction',
+        'PutFunctionEventInvokeConfig',
         'PutRule',
         'AddPermission',
         'PutTargets',

@@ -173,6 +173,7 @@ describe('controller reconcile, called directly against a real API server and mo
         'DescribeLogGroups',
         'ListTagsForResource', // log group
         'GetFunction',
+        'GetFunctionEventInvokeConfig', // Lambda's retries and on-failure destination
         'DescribeRule',
         'ListTagsForResource', // rule
         'GetPolicy', // the Lambda permission

@@ -68,6 +68,11 @@ export const INVALID_SECRETSYNCS: InvalidCase[] = [
     expect: /Unsupported value: "kubernetes.io\/service-account-token"/,
   },
   {
+    name: 'ssh-auth target type (cannot exist empty before the first sync)',
+    spec: { source: { secretId: 'db' }, target: { type: 'kubernetes.io/ssh-auth' } },
+    expect: /Unsupported value: "kubernetes.io\/ssh-auth"/,
+  },
+  {
     name: 'key mapping to an invalid key',
     spec: { source: { secretId: 'db' }, target: { keys: [{ from: 'password', to: 'db password' }] } },
     expect: /to must be a valid Secret key/,

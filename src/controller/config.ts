@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_RATE_LIMITS, formatRateLimits, parseRateLimits, type RateLimits } from './aws/rate-limit.ts';
 
 /**
  * Controller settings from flags, with environment variables as defaults (the chart sets env).
@@ -22,12 +23,19 @@ export interface ControllerConfig {
     securityGroupIds: string[];
     logRetentionDays: number;
     zipPath: string;
+    /** EventBridge's delivery of a change event to the function. */
     maxEventAgeSeconds: number;
     retryAttempts: number;
+    /** Lambda's retries of an accepted asynchronous invocation whose run failed. */
+    invokeRetryAttempts: number;
+    invokeMaxEventAgeSeconds: number;
+    onFailureDestination: string | undefined;
   };
   tenancy: 'tag' | 'allow-all';
   namespaces: string[];
   concurrency: number;
+  /** Client-side requests per second per AWS service (0 = unlimited); see aws/rate-limit.ts. */
+  awsRateLimits: RateLimits;
   resyncMs: number;
   clusterCheckMs: number;
   leaderElect: boolean;
@@ -89,6 +97,20 @@ export const FLAGS = {
     def: '20',
     help: 'EventBridge delivery retries of a change event (0-185)',
   },
+  'lambda-retry-attempts': {
+    env: 'SECRETSYNC_LAMBDA_RETRY_ATTEMPTS',
+    def: '2',
+    help: 'Lambda retries of a run that failed with a transient reason (0-2)',
+  },
+  'lambda-max-event-age': {
+    env: 'SECRETSYNC_LAMBDA_MAX_EVENT_AGE',
+    def: '3600',
+    help: 'seconds Lambda keeps a failed invocation for its retries (60-21600)',
+  },
+  'on-failure-destination': {
+    env: 'SECRETSYNC_ON_FAILURE_DESTINATION',
+    help: 'ARN of an SQS queue, SNS topic, Lambda function or EventBridge bus for invocations that failed every try',
+  },
   tenancy: {
     env: 'SECRETSYNC_TENANCY',
     def: 'tag',
@@ -100,6 +122,11 @@ export const FLAGS = {
     help: 'comma-separated namespaces to watch (default all)',
   },
   concurrency: { env: 'SECRETSYNC_CONCURRENCY', def: '4', help: 'SecretSyncs reconciled at once' },
+  'aws-rate-limits': {
+    env: 'SECRETSYNC_AWS_RATE_LIMITS',
+    def: '',
+    help: `AWS requests per second per service, e.g. iam=2,logs=0 (0 = unlimited; a service not named keeps its default: ${formatRateLimits(DEFAULT_RATE_LIMITS)}); per region, IAM per account`,
+  },
   'resync-period': {
     env: 'SECRETSYNC_RESYNC_PERIOD',
     def: '10m',
@@ -231,6 +258,18 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
   if ((subnetIds.length === 0) !== (securityGroupIds.length === 0)) {
     problems.push('--lambda-subnets and --lambda-security-groups must be given together');
   }
+  const rateLimits = parseRateLimits(get('aws-rate-limits'));
+  for (const p of rateLimits.problems) problems.push(`--aws-rate-limits: ${p}`);
+  const onFailureDestination = get('on-failure-destination') || undefined;
+  if (
+    onFailureDestination &&
+    !/^arn:aws[a-z-]*:(sqs|sns|lambda|events):[a-z0-9-]+:\d{12}:(?!event-bus\/?$).+$/.test(
+      onFailureDestination,
+    )
+  )
+    problems.push(
+      '--on-failure-destination must be the ARN of an SQS queue, SNS topic, Lambda function or EventBridge bus',
+    );
   const here = dirname(fileURLToPath(import.meta.url));
   const zipPath = get('lambda-zip') || join(here, 'lambda', 'secretsync-lambda.zip');
   try {
@@ -256,10 +295,14 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
       zipPath,
       maxEventAgeSeconds: int('max-event-age', 60, 86400),
       retryAttempts: int('retry-attempts', 0, 185),
+      invokeRetryAttempts: int('lambda-retry-attempts', 0, 2),
+      invokeMaxEventAgeSeconds: int('lambda-max-event-age', 60, 21600),
+      onFailureDestination,
     },
     tenancy: tenancy as 'tag' | 'allow-all',
     namespaces: list('namespaces'),
     concurrency: int('concurrency', 1, 64),
+    awsRateLimits: rateLimits.limits,
     resyncMs: duration('resync-period', 10_000),
     clusterCheckMs: duration('cluster-check-period', 10_000),
     leaderElect: get('leader-elect') !== 'false',

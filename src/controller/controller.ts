@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
 import { withDefaults } from './aws/desired.ts';
+import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import type { ControllerConfig } from './config.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
@@ -65,8 +66,10 @@ export async function startController(opts: {
   const metrics = createMetrics(() => (informer?.objects() ?? []) as ConditionView[]);
   const endpoint = process.env.AWS_ENDPOINT_URL;
   const clientsByRegion = new Map<string, AwsClients>();
+  // One set of buckets for the process: regional services per region, IAM for the account.
+  const limiters = new RateLimiters(config.awsRateLimits);
   const home = instrument(
-    createAwsClients({ region: config.region, ...(endpoint ? { endpoint } : {}) }),
+    createAwsClients({ region: config.region, ...(endpoint ? { endpoint } : {}), limiters }),
     metrics,
   );
   clientsByRegion.set(config.region, home);
@@ -75,7 +78,7 @@ export async function startController(opts: {
     if (!c) {
       // Access entries live with the cluster, whatever region the secret is in.
       c = {
-        ...instrument(createAwsClients({ region, ...(endpoint ? { endpoint } : {}) }), metrics),
+        ...instrument(createAwsClients({ region, ...(endpoint ? { endpoint } : {}), limiters }), metrics),
         eks: home.eks,
       };
       clientsByRegion.set(region, c);
@@ -88,7 +91,13 @@ export async function startController(opts: {
   const accountId = me.Account ?? '';
   const partition = me.Arn?.split(':')[1] ?? 'aws';
   log.info(
-    { account: accountId, identity: me.Arn, cluster: config.clusterName, region: config.region },
+    {
+      account: accountId,
+      identity: me.Arn,
+      cluster: config.clusterName,
+      region: config.region,
+      awsRateLimits: formatRateLimits(config.awsRateLimits),
+    },
     'starting',
   );
 
@@ -144,6 +153,9 @@ export async function startController(opts: {
       logRetentionDays: config.lambda.logRetentionDays,
       eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
       eventRetryAttempts: config.lambda.retryAttempts,
+      lambdaRetryAttempts: config.lambda.invokeRetryAttempts,
+      lambdaMaxEventAgeSeconds: config.lambda.invokeMaxEventAgeSeconds,
+      onFailureDestination: config.lambda.onFailureDestination,
     }),
     code,
     cluster: () => cluster,

@@ -83,10 +83,12 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
         'lambda:CreateFunction',
         'lambda:DeleteFunction',
         'lambda:GetFunction',
+        'lambda:GetFunctionEventInvokeConfig',
         'lambda:GetPolicy',
         'lambda:InvokeFunction',
         // GetFunction returns the tags (the ownership check) only to a caller allowed lambda:ListTags.
         'lambda:ListTags',
+        'lambda:PutFunctionEventInvokeConfig',
         'lambda:RemovePermission',
         'lambda:TagResource',
         'lambda:UntagResource',

@@ -33,6 +33,32 @@ export interface RunningInformer {
 
 const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
+// Function-reported outcomes the controller acts on: it recreates a missing target, and restores
+// the function's RBAC (which it also does on every pass).
+const ACTIONABLE_SYNC_REASONS = new Set(['TargetMissing', 'Forbidden']);
+
+/**
+ * What a reconcile pass depends on, besides AWS: the spec (generation), what the user sets in
+ * metadata (annotations such as force-sync, labels, finalizers, deletion) and the function
+ * outcomes the controller acts on. Status written by the function after each sync, and by the
+ * controller itself, is left out: reacting to those would add a full read-only pass (14 AWS reads)
+ * to every secret change and every pass.
+ */
+export function reconcileFingerprint(o: KubernetesObject): string {
+  const m = o.metadata ?? {};
+  const status = (o as { status?: { conditions?: { type: string; status: string; reason: string }[] } })
+    .status;
+  const synced = status?.conditions?.find((c) => c.type === 'Synced');
+  return JSON.stringify([
+    m.generation,
+    m.annotations ?? {},
+    m.labels ?? {},
+    m.finalizers ?? [],
+    m.deletionTimestamp ?? null,
+    synced && ACTIONABLE_SYNC_REASONS.has(synced.reason) ? [synced.status, synced.reason] : null,
+  ]);
+}
+
 export function startSecretSyncInformer(opts: SecretSyncInformerOptions): RunningInformer {
   const scopes = opts.namespaces.length > 0 ? opts.namespaces : [''];
   const base = '/apis/secretsync.io/v1alpha1';
@@ -41,10 +67,19 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
     const path = ns ? `${base}/namespaces/${ns}/secretsyncs` : `${base}/secretsyncs`;
     const informer = makeInformer<KubernetesObject>(opts.kc, path, () => fetchList(opts.kc, ns));
     const state = { informer, connected: false, failures: 0, timer: undefined as NodeJS.Timeout | undefined };
-    const enqueue = (o: KubernetesObject) => opts.onKey(keyOf(o));
+    const seen = new Map<string, string>();
+    const enqueue = (o: KubernetesObject) => {
+      seen.set(keyOf(o), reconcileFingerprint(o));
+      opts.onKey(keyOf(o));
+    };
     informer.on('add', enqueue);
-    informer.on('update', enqueue);
-    informer.on('delete', enqueue);
+    informer.on('update', (o) => {
+      if (seen.get(keyOf(o)) !== reconcileFingerprint(o)) enqueue(o);
+    });
+    informer.on('delete', (o) => {
+      seen.delete(keyOf(o));
+      opts.onKey(keyOf(o));
+    });
     informer.on('connect', () => {
       state.connected = true;
       state.failures = 0;

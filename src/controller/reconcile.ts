@@ -18,7 +18,7 @@ import {
 } from './aws/errors.ts';
 import { deleteRule, ensureRule } from './aws/event-rule.ts';
 import { deleteRole, ensureRole } from './aws/iam-role.ts';
-import { deleteFunction, ensureFunction } from './aws/lambda-function.ts';
+import { deleteFunction, ensureFunction, ensureInvokeConfig } from './aws/lambda-function.ts';
 import { deleteLogGroup, ensureLogGroup } from './aws/log-group.ts';
 import { resolveSource } from './aws/source.ts';
 import { parseDuration } from './config.ts';
@@ -269,6 +269,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     const role = await ensureRole(clients, desired.role, owner);
     await ensureLogGroup(clients, desired.logGroup, owner);
     const fn = await ensureFunction(clients, desired.function, owner);
+    await ensureInvokeConfig(clients, desired.function, fn);
     const rule = await ensureRule(clients, desired.rule, owner);
     await ensureAccessEntry(clients, desired.accessEntry, owner, role.roleId);
 

@@ -68,7 +68,52 @@ describe('WorkQueue (pure logic, no I/O)', () => {
     expect(q.backoffFor('k')).toBe(100);
     r = 1;
     expect(q.backoffFor('k')).toBe(50);
+    // A Retry-After hint is a floor, jittered upwards: [400, 600] here.
+    expect(q.backoffFor('k', 400)).toBe(600);
+    r = 0;
     expect(q.backoffFor('k', 400)).toBe(400);
+  });
+
+  it('doubles the delay per failure of a key up to the cap, each drawn from [d/2, d]', async () => {
+    const draws = [0, 1, 0.5, 0, 0, 0, 0];
+    const q = new WorkQueue({
+      concurrency: 1,
+      baseDelayMs: 10,
+      maxDelayMs: 60,
+      jitter: 0.5,
+      random: () => draws.shift() ?? 0,
+    });
+    const delays: number[] = [];
+    q.onError = (_k, _e, d) => delays.push(d);
+    q.start(async () => {
+      throw new Error('AWS is down');
+    });
+    q.add('k');
+    for (let i = 0; i < 200 && delays.length < 6; i++) await sleep(10);
+    await q.shutdown();
+    // 10·1, 20·½, 40·¾, then 60 (the cap) every time.
+    expect(delays.slice(0, 6)).toEqual([10, 10, 30, 60, 60, 60]);
+  });
+
+  it('keys throttled together with one Retry-After hint come back spread out, none before the hint', async () => {
+    const q = new WorkQueue({ concurrency: 50, baseDelayMs: 10, jitter: 0.5 });
+    const delays: number[] = [];
+    q.onError = (_k, _e, d) => delays.push(d);
+    let first = true;
+    q.start(async () => {
+      if (first) throw new BackoffHint('throttled', 2_000);
+      return undefined;
+    });
+    for (let i = 0; i < 50; i++) q.add(`k${i}`);
+    await sleep(20);
+    first = false;
+    await q.shutdown();
+    expect(delays).toHaveLength(50);
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(2_000);
+      expect(d).toBeLessThanOrEqual(3_000);
+    }
+    expect(new Set(delays).size).toBeGreaterThan(40);
   });
 
   it('retries a failing key after its backoff and honours a minimum delay hint', async () => {
@@ -87,6 +132,22 @@ describe('WorkQueue (pure logic, no I/O)', () => {
     expect(calls).toBe(3);
     expect(delays).toEqual([10, 30]);
     expect(q.failures('k')).toBe(0);
+  });
+
+  it('a pass supersedes the pending retry: a failure followed by a watch event is retried once, not twice', async () => {
+    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 40, jitter: 0 });
+    let calls = 0;
+    q.start(async () => {
+      calls++;
+      if (calls === 1) throw new Error('throttled');
+      return undefined;
+    });
+    q.add('k');
+    await sleep(5);
+    // The failed pass wrote status; its watch event brings the key back before the backoff is up.
+    q.add('k');
+    await sleep(100);
+    expect(calls).toBe(2);
   });
 
   it('drains in-flight work on shutdown and takes no more', async () => {

@@ -1,7 +1,8 @@
 /**
  * A work queue keyed by namespace/name, in the manner of client-go's: a key is queued at most once;
  * a key added while it is being processed is processed again afterwards (never twice at once);
- * failures back off per key, exponentially with jitter; bounded concurrency; graceful drain.
+ * failures back off per key, exponentially with jitter; a pass cancels the key's pending delayed
+ * add (every pass schedules its own); bounded concurrency; graceful drain.
  */
 export interface QueueOptions {
   concurrency: number;
@@ -93,12 +94,18 @@ export class WorkQueue {
     this.#timers.set(key, { at, timer });
   }
 
-  /** The delay the next failure of `key` will wait. */
+  /**
+   * The delay the next failure of `key` will wait. A minimum (AWS's Retry-After) is jittered upwards,
+   * into [min, min·(1+jitter)]: keys throttled together with the same hint must not all return at
+   * the same instant and be throttled together again.
+   */
   backoffFor(key: string, minDelayMs = 0): number {
     const n = this.#failures.get(key) ?? 0;
     const d = Math.min(this.#opts.maxDelayMs, this.#opts.baseDelayMs * 2 ** n);
-    const jittered = d * (1 - this.#opts.jitter * this.#opts.random());
-    return Math.max(minDelayMs, Math.round(jittered));
+    const r = this.#opts.random();
+    const jittered = d * (1 - this.#opts.jitter * r);
+    const floor = minDelayMs * (1 + this.#opts.jitter * r);
+    return Math.round(Math.max(floor, jittered));
   }
 
   failures(key: string): number {
@@ -127,6 +134,14 @@ export class WorkQueue {
     ) {
       const key = this.#queue.shift()!;
       this.#queued.delete(key);
+      // A pass supersedes the key's pending delayed add (a backoff retry or a requeue-after): it
+      // re-reads the world and schedules its own. Otherwise a failed pass whose status write
+      // brings the key straight back (watch event) is retried twice — by the event and the timer.
+      const pending = this.#timers.get(key);
+      if (pending) {
+        clearTimeout(pending.timer);
+        this.#timers.delete(key);
+      }
       this.#processing.add(key);
       this.#active++;
       void this.#run(key);

@@ -27,8 +27,8 @@ export interface SecretSyncSpecTargetKey {
 export interface SecretSyncSpecTarget {
   /** Name of the target Secret. Defaults to the SecretSync's name. The controller creates it empty if it does not exist; the function may get, update and patch this one Secret and nothing else. When changed, the new Secret is filled and the old one is kept (deletionPolicy Retain) or deleted (Delete). */
   name?: string;
-  /** Secret type, used only when the controller creates the Secret. Typed Secrets are created with their required keys present and empty (for example tls.crt and tls.key), so the AWS secret must provide those keys. */
-  type: "Opaque" | "kubernetes.io/tls" | "kubernetes.io/basic-auth" | "kubernetes.io/ssh-auth";
+  /** Secret type, used only when the controller creates the Secret. Typed Secrets are created with their required keys present and empty (for example tls.crt and tls.key), so the AWS secret must provide those keys. kubernetes.io/ssh-auth is not offered: the API server refuses that type with an empty ssh-privatekey, so the Secret cannot exist before its first sync. */
+  type: "Opaque" | "kubernetes.io/tls" | "kubernetes.io/basic-auth";
   /** Which keys of a JSON secret to copy and under what names. Omitted: every key is copied under its own name. A plain (non-JSON) secret has the single key "value"; a binary secret too. */
   keys?: SecretSyncSpecTargetKey[];
 }

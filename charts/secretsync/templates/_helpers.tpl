@@ -104,3 +104,12 @@ Each rule is one call the controller makes (src/controller/kube/*.ts, informer.t
   resources: [namespaces]
   verbs: [get]
 {{- end }}
+
+{{/* aws.rateLimits as the controller's --aws-rate-limits text, e.g. "eks=5,iam=5". */}}
+{{- define "secretsync.rateLimits" -}}
+{{- $parts := list -}}
+{{- range $service, $rate := . -}}
+{{- $parts = append $parts (printf "%s=%s" $service (toString $rate)) -}}
+{{- end -}}
+{{- join "," $parts -}}
+{{- end }}

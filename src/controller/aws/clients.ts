@@ -1,12 +1,14 @@
 // The AWS SDK clients every ensure/delete gets. Passed in (never built inside a module) so the
 // controller decides region, endpoint (AWS_ENDPOINT_URL, the test bed) and credentials in one place.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient, type IAMClientConfig } from '@aws-sdk/client-iam';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { AwsService, RateLimiters } from './rate-limit.ts';
 
 export interface AwsClients {
   iam: IAMClient;
@@ -23,9 +25,25 @@ export interface AwsClientOptions {
   /** Overrides every service's endpoint (the test bed); otherwise the SDK's default resolution. */
   endpoint?: string;
   credentials?: IAMClientConfig['credentials'];
-  /** SDK-level retries of throttling and 5xx within one call; the reconcile's requeue handles the rest. */
+  /**
+   * SDK-level attempts per call (standard mode: full-jitter exponential backoff, 1 s base for
+   * throttling, a retry quota per client that stops retrying when most calls fail). Kept at 3:
+   * beyond that the work queue's per-key jittered backoff takes over, which frees the worker.
+   */
   maxAttempts?: number;
+  /** Client-side rate limits, applied to every attempt (AWS counts retries too). */
+  limiters?: RateLimiters;
 }
+
+/** The service each client talks to, as --aws-rate-limits names it. */
+const SERVICE_OF: Record<keyof AwsClients, AwsService> = {
+  iam: 'iam',
+  lambda: 'lambda',
+  events: 'events',
+  logs: 'logs',
+  eks: 'eks',
+  secretsManager: 'secretsmanager',
+};
 
 export function createAwsClients(options: AwsClientOptions): AwsClients {
   const config = {
@@ -34,7 +52,7 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
     maxAttempts: options.maxAttempts ?? 3,
   };
-  return {
+  const clients: AwsClients = {
     iam: new IAMClient(config),
     lambda: new LambdaClient(config),
     events: new EventBridgeClient(config),
@@ -42,4 +60,24 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     eks: new EKSClient(config),
     secretsManager: new SecretsManagerClient(config),
   };
+  const { limiters } = options;
+  if (limiters) {
+    for (const [key, client] of Object.entries(clients) as [
+      keyof AwsClients,
+      AwsClients[keyof AwsClients],
+    ][]) {
+      const service = SERVICE_OF[key];
+      // After the retry middleware, so each attempt waits for its token; before signing, so a
+      // long wait never sends a stale signature.
+      (client.middlewareStack as { addRelativeTo: (mw: unknown, opts: unknown) => void }).addRelativeTo(
+        (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+          const waitMs = limiters.reserve(service, options.region);
+          if (waitMs > 0) await sleep(waitMs);
+          return next(args);
+        },
+        { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'secretsyncRateLimit' },
+      );
+    }
+  }
+  return clients;
 }

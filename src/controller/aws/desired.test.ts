@@ -103,6 +103,30 @@ describe('desiredState', () => {
     expect(empty.role.inlinePolicyDocument).toBe(d.role.inlinePolicyDocument);
   });
 
+  it('sets Lambda retries and, when configured, lets the role send failed invocations to that one destination', () => {
+    expect(d.function.invokeConfig).toEqual({
+      maximumRetryAttempts: 2,
+      maximumEventAgeInSeconds: 3600,
+      onFailureDestination: undefined,
+    });
+    expect(statements(d.role.inlinePolicyDocument).map((s) => s.Sid)).not.toContain('SendFailedInvocations');
+    for (const [arn, action] of [
+      [`arn:aws:sqs:us-east-1:${ACCOUNT}:secretsync-failures`, 'sqs:SendMessage'],
+      [`arn:aws:sns:us-east-1:${ACCOUNT}:alerts`, 'sns:Publish'],
+      [`arn:aws:events:us-east-1:${ACCOUNT}:event-bus/ops`, 'events:PutEvents'],
+      [`arn:aws:lambda:us-east-1:${ACCOUNT}:function:on-failure`, 'lambda:InvokeFunction'],
+    ]) {
+      const withDest = sampleDesired({ settings: { onFailureDestination: arn, lambdaRetryAttempts: 0 } });
+      expect(withDest.function.invokeConfig).toMatchObject({
+        maximumRetryAttempts: 0,
+        onFailureDestination: arn,
+      });
+      expect(
+        statements(withDest.role.inlinePolicyDocument).find((s) => s.Sid === 'SendFailedInvocations'),
+      ).toEqual({ Sid: 'SendFailedInvocations', Effect: 'Allow', Action: action, Resource: arn });
+    }
+  });
+
   it('configures the function from the settings and the environment from toEnv', () => {
     expect(d.function).toMatchObject({
       name: stem,

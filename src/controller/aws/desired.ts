@@ -40,6 +40,12 @@ export interface ControllerSettings {
   /** EventBridge's retry policy for delivering a change event to the function. */
   eventMaxAgeSeconds: number;
   eventRetryAttempts: number;
+  /** Lambda's retries of an accepted asynchronous invocation whose run failed (0-2). */
+  lambdaRetryAttempts: number;
+  /** How long Lambda keeps such an invocation queued for its retries (60-21600 s). */
+  lambdaMaxEventAgeSeconds: number;
+  /** SQS queue, SNS topic, Lambda function or EventBridge bus that receives invocations that failed every try. */
+  onFailureDestination?: string | undefined;
 }
 
 export const SETTINGS_DEFAULTS = {
@@ -53,6 +59,8 @@ export const SETTINGS_DEFAULTS = {
   logRetentionDays: 30,
   eventMaxAgeSeconds: 3600,
   eventRetryAttempts: 20,
+  lambdaRetryAttempts: 2,
+  lambdaMaxEventAgeSeconds: 3600,
 } as const satisfies Partial<ControllerSettings>;
 
 type Defaulted = keyof typeof SETTINGS_DEFAULTS;
@@ -128,6 +136,14 @@ export interface DesiredFunction {
   vpc: VpcSettings | undefined;
   code: FunctionCode;
   tags: Tags;
+  /** What Lambda does with an asynchronous invocation whose run failed (PutFunctionEventInvokeConfig). */
+  invokeConfig: DesiredInvokeConfig;
+}
+
+export interface DesiredInvokeConfig {
+  maximumRetryAttempts: number;
+  maximumEventAgeInSeconds: number;
+  onFailureDestination: string | undefined;
 }
 
 export interface DesiredTarget {
@@ -257,6 +273,7 @@ export function desiredState(input: DesiredInput): DesiredState {
           partition,
           logGroupArn,
           vpc,
+          onFailureDestination: settings.onFailureDestination,
         }),
       ),
       permissionsBoundaryArn: settings.permissionsBoundaryArn,
@@ -280,6 +297,11 @@ export function desiredState(input: DesiredInput): DesiredState {
       },
       code,
       tags,
+      invokeConfig: {
+        maximumRetryAttempts: settings.lambdaRetryAttempts,
+        maximumEventAgeInSeconds: settings.lambdaMaxEventAgeSeconds,
+        onFailureDestination: settings.onFailureDestination,
+      },
     },
     rule: {
       name: names.ruleName,
@@ -339,6 +361,20 @@ interface PolicyInput {
   partition: string;
   logGroupArn: string;
   vpc: VpcSettings | undefined;
+  onFailureDestination?: string | undefined;
+}
+
+/** What Lambda calls, with the function's role, to hand a failed invocation to its destination. */
+const DESTINATION_ACTIONS: Record<string, string> = {
+  sqs: 'sqs:SendMessage',
+  sns: 'sns:Publish',
+  lambda: 'lambda:InvokeFunction',
+  events: 'events:PutEvents',
+};
+
+/** The IAM action for an on-failure destination ARN; undefined for a kind Lambda cannot send to. */
+export function destinationAction(arn: string): string | undefined {
+  return DESTINATION_ACTIONS[arn.split(':')[2] ?? ''];
 }
 
 export function permissionsPolicy(input: PolicyInput) {
@@ -359,6 +395,15 @@ export function permissionsPolicy(input: PolicyInput) {
     Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
     Resource: `${input.logGroupArn}:*`,
   });
+  if (input.onFailureDestination) {
+    statements.push({
+      // Lambda sends the record of an invocation that failed every try with the function's role.
+      Sid: 'SendFailedInvocations',
+      Effect: 'Allow',
+      Action: destinationAction(input.onFailureDestination),
+      Resource: input.onFailureDestination,
+    });
+  }
   if (input.vpc) {
     statements.push({
       Sid: 'VpcNetworkInterfaces',

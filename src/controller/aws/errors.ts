@@ -193,7 +193,11 @@ export function translateAwsError(err: unknown, ctx: AwsCallContext): Error {
   }
   // Lambda validates at create/update time that it can assume the role; a role created seconds ago
   // fails this until IAM has propagated it (typically < 10 s).
-  if (code === 'InvalidParameterValueException' && /cannot be assumed by Lambda/i.test(e.message)) {
+  // Likewise for an on-failure destination: Lambda checks the role may send to it.
+  if (
+    code === 'InvalidParameterValueException' &&
+    /cannot be assumed by Lambda|execution role does not have permissions/i.test(e.message)
+  ) {
     return new RetryLaterError('IamPropagation', message, ctx, { ...opts, afterMs: 10_000 });
   }
   const wait = code === undefined ? undefined : WAIT[code];

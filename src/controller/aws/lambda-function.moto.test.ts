@@ -37,7 +37,7 @@ describe('ensureFunction against moto', () => {
   it('creates the function from the zip, with its configuration, environment and tags', async () => {
     const d = await fresh('create');
     const result = await ensureFunction(kit.clients, d.function, d.owner);
-    expect(result).toEqual({ arn: d.function.arn, changed: true, ready: true });
+    expect(result).toEqual({ arn: d.function.arn, changed: true, created: true, ready: true });
     const { Configuration: c, Tags } = await lambda().send(
       new GetFunctionCommand({ FunctionName: d.function.name }),
     );

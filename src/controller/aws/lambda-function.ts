@@ -8,7 +8,9 @@ import {
   type FunctionConfiguration,
   GetFunctionCommand,
   type GetFunctionCommandOutput,
+  GetFunctionEventInvokeConfigCommand,
   type LambdaClient,
+  PutFunctionEventInvokeConfigCommand,
   TagResourceCommand,
   UntagResourceCommand,
   UpdateFunctionCodeCommand,
@@ -26,6 +28,8 @@ export interface FunctionResult {
   changed: boolean;
   /** Active with no update in progress: it can be invoked now. False right after a create or update. */
   ready: boolean;
+  /** Created by this pass. */
+  created?: boolean;
 }
 
 const KIND = 'Lambda function';
@@ -44,7 +48,7 @@ export async function ensureFunction(
     const created = await aws(ctx('CreateFunction'), () =>
       lambda.send(new CreateFunctionCommand(createInput(desired))),
     );
-    return { arn: created.FunctionArn ?? desired.arn, changed: true, ready: isReady(created) };
+    return { arn: created.FunctionArn ?? desired.arn, changed: true, ready: isReady(created), created: true };
   }
   if (!ownedBy(current.Tags, owner)) throw new NotOursError(KIND, ctx('GetFunction'));
   const config = current.Configuration ?? {};
@@ -89,6 +93,52 @@ export async function ensureFunction(
     changed = true;
   }
   return { arn, changed, ready: isReady(latest) };
+}
+
+/**
+ * Lambda's handling of an asynchronous invocation whose run failed: retries, how long it may wait
+ * for them, where it goes after the last one. Read and compared first, so a steady state writes
+ * nothing; written whole (Put replaces, so a field set by hand is reset to ours). Deleted with the
+ * function.
+ */
+export async function ensureInvokeConfig(
+  clients: Pick<AwsClients, 'lambda'>,
+  desired: DesiredFunction,
+  fn: { created?: boolean | undefined },
+): Promise<{ changed: boolean }> {
+  const { lambda } = clients;
+  const FunctionName = desired.name;
+  const want = desired.invokeConfig;
+  // A function created in this pass has none yet: no need to ask.
+  const current = fn.created
+    ? undefined
+    : await aws({ operation: 'GetFunctionEventInvokeConfig', resource: FunctionName }, () =>
+        lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName })),
+      ).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+  if (
+    current !== undefined &&
+    current.MaximumRetryAttempts === want.maximumRetryAttempts &&
+    current.MaximumEventAgeInSeconds === want.maximumEventAgeInSeconds &&
+    (current.DestinationConfig?.OnFailure?.Destination || undefined) === want.onFailureDestination &&
+    !current.DestinationConfig?.OnSuccess?.Destination
+  )
+    return { changed: false };
+  await aws({ operation: 'PutFunctionEventInvokeConfig', resource: FunctionName }, () =>
+    lambda.send(
+      new PutFunctionEventInvokeConfigCommand({
+        FunctionName,
+        MaximumRetryAttempts: want.maximumRetryAttempts,
+        MaximumEventAgeInSeconds: want.maximumEventAgeInSeconds,
+        DestinationConfig: want.onFailureDestination
+          ? { OnFailure: { Destination: want.onFailureDestination } }
+          : {},
+      }),
+    ),
+  );
+  return { changed: true };
 }
 
 /** Deletes the function (its resource policy, hence the EventBridge permission, goes with it). */

@@ -38,6 +38,9 @@ describe('resolveSource against moto', () => {
       kmsKeyId: undefined,
       tags: { 'secretsync.io/allowed-namespaces': 'payments' },
       deletedDate: undefined,
+      // The version the stage points at, so a pass can tell whether the target holds it.
+      stageVersions: { AWSCURRENT: expect.any(String) },
+      lastChangedDate: expect.any(Date),
     });
     expect(arn).toMatch(/:secret:prod\/payments\/db-[A-Za-z0-9]{6}$/);
     expect(kit.commands()).toEqual(['DescribeSecret']);

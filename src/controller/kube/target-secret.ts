@@ -8,7 +8,6 @@ import { CONTROLLER_FIELD_MANAGER, httpStatus, isNotFound } from './apply.ts';
  */
 const REQUIRED_KEYS: Record<string, string[]> = {
   'kubernetes.io/tls': ['tls.crt', 'tls.key'],
-  'kubernetes.io/ssh-auth': ['ssh-privatekey'],
   'kubernetes.io/basic-auth': ['username'],
 };
 

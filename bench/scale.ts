@@ -1,0 +1,212 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { CallRecord } from '../e2e/testbed/front-door.ts';
+import { startTestbed } from '../e2e/testbed/index.ts';
+import { imageNodeOptions } from '../scripts/image-node-options.ts';
+
+/**
+ * Controller scale: N SecretSyncs applied at once to a fresh test bed, the controller running as
+ * its own process (the built bundle, as in the image), measured from outside: time until every
+ * SecretSync is Ready, AWS calls by kind, peak RSS and CPU seconds of the controller process
+ * (/proc), then one steady-state pass over all N (calls per SecretSync, mutating calls) and the
+ * idle footprint.
+ */
+export interface ScaleResult {
+  secretSyncs: number;
+  concurrency: number;
+  allReadySeconds: number;
+  awsCalls: { total: number; mutating: number; reads: number; perSecretSync: number };
+  controller: { peakRssMb: number; cpuSeconds: number; cpuSecondsPerSecretSync: number };
+  steadyPass: {
+    seconds: number;
+    awsCalls: number;
+    mutating: number;
+    readsPerSecretSync: number;
+    /** Secrets Manager calls (DescribeSecret) per SecretSync in the pass. */
+    describeSecretPerSecretSync: number;
+    cpuSeconds: number;
+  };
+  idle: { rssMb: number; cpuSecondsPerMinute: number };
+}
+
+const root = new URL('..', import.meta.url).pathname;
+const CLK_TCK = 100; // Linux USER_HZ
+const MUTATING = (op: string) => !/^(Get|Describe|List)/.test(op);
+
+function procStats(pid: number): { rssMb: number; peakRssMb: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // Fields 14 and 15 (utime, stime) counted from after the command name: indexes 11, 12.
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  return { rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024, cpuSeconds: ticks / CLK_TCK };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+export async function runScale(
+  n: number,
+  opts: { concurrency: number; log: (m: string) => void },
+): Promise<ScaleResult> {
+  const bed = await startTestbed({ quiet: true });
+  const { info } = bed;
+  const kc = new KubeConfig();
+  kc.loadFromFile(info.kubeconfigPath);
+  const objects = kc.makeApiClient(CustomObjectsApi);
+  const ns = `scale-${n}`;
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  const sm = new SecretsManagerClient({
+    endpoint: info.aws.url,
+    region: info.aws.region,
+    credentials: { accessKeyId: 'AKIABENCHHARNESS0001', secretAccessKey: 'x' },
+  });
+  // One AWS secret per SecretSync, as in real use (each rule matches its own secret).
+  const arns: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const { ARN } = await sm.send(
+      new CreateSecretCommand({ Name: `scale/${ns}/s${i}`, SecretString: JSON.stringify({ k: `v${i}` }) }),
+    );
+    arns.push(ARN!);
+  }
+  const resyncSeconds = 120;
+  const child = spawn(
+    process.execPath,
+    [
+      // As the image runs it (the Dockerfile's NODE_OPTIONS).
+      ...imageNodeOptions().split(' ').filter(Boolean),
+      `${root}dist/controller.js`,
+      `--cluster-name=${info.clusterName}`,
+      `--region=${info.aws.region}`,
+      `--lambda-zip=${root}dist/lambda/secretsync-lambda.zip`,
+      '--leader-elect=false',
+      '--metrics-port=0',
+      '--health-port=0',
+      '--tenancy=allow-all',
+      `--namespaces=${ns}`,
+      `--concurrency=${opts.concurrency}`,
+      `--resync-period=${resyncSeconds}s`,
+      '--log-level=warn',
+    ],
+    {
+      env: {
+        PATH: process.env.PATH,
+        KUBECONFIG: info.kubeconfigPath,
+        AWS_ENDPOINT_URL: info.aws.url,
+        AWS_ACCESS_KEY_ID: info.aws.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: info.aws.credentials.secretAccessKey,
+        AWS_REGION: info.aws.region,
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const pid = child.pid!;
+  const controllerKey = info.aws.credentials.accessKeyId;
+  const calls = () => (bed.frontDoor.calls() as CallRecord[]).filter((c) => c.accessKeyId === controllerKey);
+  try {
+    await sleep(2_000); // started, listed the (empty) namespace
+    bed.frontDoor.resetCalls();
+    const cpu0 = procStats(pid).cpuSeconds;
+    const t0 = performance.now();
+    await Promise.all(
+      arns.map((arn, i) =>
+        objects.createNamespacedCustomObject({
+          group: 'secretsync.io',
+          version: 'v1alpha1',
+          plural: 'secretsyncs',
+          namespace: ns,
+          body: {
+            apiVersion: 'secretsync.io/v1alpha1',
+            kind: 'SecretSync',
+            metadata: { name: `s${i}` },
+            spec: { source: { secretId: arn } },
+          },
+        }),
+      ),
+    );
+    let ready = 0;
+    for (;;) {
+      const list = (await objects.listNamespacedCustomObject({
+        group: 'secretsync.io',
+        version: 'v1alpha1',
+        plural: 'secretsyncs',
+        namespace: ns,
+      })) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] };
+      ready = list.items.filter((s) =>
+        s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      ).length;
+      if (ready === n) break;
+      if (performance.now() - t0 > 30 * 60_000) throw new Error(`only ${ready}/${n} Ready after 30 min`);
+      await sleep(1_000);
+    }
+    const allReadySeconds = (performance.now() - t0) / 1000;
+    opts.log(`${n} SecretSyncs Ready in ${round(allReadySeconds)} s`);
+    await bed.runner.idle();
+    const provisioning = calls();
+    const afterProvisioning = procStats(pid);
+
+    // One steady-state pass: reset the counts, wait for the resync tick and for it to finish.
+    await sleep(5_000);
+    bed.frontDoor.resetCalls();
+    const cpuBeforePass = procStats(pid).cpuSeconds;
+    let passStart = 0;
+    let last = 0;
+    const deadline = performance.now() + (resyncSeconds + 600) * 1000;
+    for (;;) {
+      await sleep(1_000);
+      const c = calls();
+      if (c.length > 0 && passStart === 0) passStart = c[0]!.time;
+      // Done when every SecretSync's DescribeSecret has come and nothing moved for 5 s.
+      const described = c.filter((x) => x.operation === 'DescribeSecret').length;
+      if (described >= n && c.length === last) break;
+      last = c.length;
+      if (performance.now() > deadline) throw new Error(`steady pass incomplete: ${described}/${n}`);
+    }
+    const pass = calls();
+    const passSeconds = (pass.at(-1)!.time - passStart) / 1000;
+    const cpuPass = procStats(pid).cpuSeconds - cpuBeforePass;
+
+    // Idle: no pass due for a while (the next tick is resyncSeconds after the last).
+    const idleStart = procStats(pid);
+    await sleep(30_000);
+    const idleEnd = procStats(pid);
+
+    const mutating = provisioning.filter((c) => MUTATING(c.operation)).length;
+    return {
+      secretSyncs: n,
+      concurrency: opts.concurrency,
+      allReadySeconds: round(allReadySeconds),
+      awsCalls: {
+        total: provisioning.length,
+        mutating,
+        reads: provisioning.length - mutating,
+        perSecretSync: round(provisioning.length / n),
+      },
+      controller: {
+        peakRssMb: round(afterProvisioning.peakRssMb),
+        cpuSeconds: round(afterProvisioning.cpuSeconds - cpu0),
+        cpuSecondsPerSecretSync: round((afterProvisioning.cpuSeconds - cpu0) / n, 3),
+      },
+      steadyPass: {
+        seconds: round(passSeconds),
+        awsCalls: pass.length,
+        mutating: pass.filter((c) => MUTATING(c.operation)).length,
+        readsPerSecretSync: round(pass.length / n),
+        describeSecretPerSecretSync: round(
+          pass.filter((c) => c.operation === 'DescribeSecret').length / n,
+          2,
+        ),
+        cpuSeconds: round(cpuPass),
+      },
+      idle: {
+        rssMb: round(idleEnd.rssMb),
+        cpuSecondsPerMinute: round(((idleEnd.cpuSeconds - idleStart.cpuSeconds) * 60) / 30, 2),
+      },
+    };
+  } finally {
+    child.kill('SIGKILL');
+    await bed.stop();
+  }
+}

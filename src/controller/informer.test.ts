@@ -1,0 +1,79 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { reconcileFingerprint } from './informer.ts';
+
+// Pure logic: which SecretSync updates queue a reconcile pass.
+const base = {
+  apiVersion: 'secretsync.io/v1alpha1',
+  kind: 'SecretSync',
+  metadata: {
+    name: 'db',
+    namespace: 'app',
+    generation: 1,
+    resourceVersion: '10',
+    finalizers: ['secretsync.io/cleanup'],
+  },
+  spec: { source: { secretId: 'prod/db' } },
+  status: {
+    lastSyncTime: '2026-11-29T12:00:00Z',
+    conditions: [{ type: 'Synced', status: 'True', reason: 'Synced', message: 'ok' }],
+  },
+};
+const fp = (patch: (o: typeof base & Record<string, unknown>) => void) => {
+  const o = structuredClone(base) as typeof base & Record<string, unknown>;
+  patch(o);
+  return reconcileFingerprint(o as KubernetesObject);
+};
+
+describe('reconcileFingerprint', () => {
+  const same = fp(() => {});
+
+  it("ignores the function's and the controller's status writes", () => {
+    expect(
+      fp((o) => {
+        o.metadata.resourceVersion = '11';
+        o.status.lastSyncTime = '2026-11-29T12:05:00Z';
+        o.status.conditions = [{ type: 'Synced', status: 'False', reason: 'InvalidKey', message: 'x' }];
+      }),
+    ).toBe(same);
+  });
+
+  it.each([
+    [
+      'a spec change (generation)',
+      (o: typeof base) => {
+        o.metadata.generation = 2;
+      },
+    ],
+    [
+      'the force-sync annotation',
+      (o: typeof base) =>
+        void Object.assign(o.metadata, { annotations: { 'secretsync.io/force-sync': '1' } }),
+    ],
+    ['a label', (o: typeof base) => void Object.assign(o.metadata, { labels: { team: 'a' } })],
+    [
+      'deletion',
+      (o: typeof base) => void Object.assign(o.metadata, { deletionTimestamp: '2026-11-29T12:06:00Z' }),
+    ],
+    [
+      'the finalizer removed',
+      (o: typeof base) => {
+        o.metadata.finalizers = [];
+      },
+    ],
+    [
+      'the function reporting TargetMissing',
+      (o: typeof base) => {
+        o.status.conditions = [{ type: 'Synced', status: 'False', reason: 'TargetMissing', message: 'x' }];
+      },
+    ],
+    [
+      'the function reporting Forbidden',
+      (o: typeof base) => {
+        o.status.conditions = [{ type: 'Synced', status: 'False', reason: 'Forbidden', message: 'x' }];
+      },
+    ],
+  ])('changes with %s', (_what, patch) => {
+    expect(fp(patch)).not.toBe(same);
+  });
+});
