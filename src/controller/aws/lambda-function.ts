@@ -230,6 +230,28 @@ function codeDiffers(desired: DesiredFunction, actual: FunctionConfiguration): b
   return actual.CodeSha256 !== desired.code.sha256 || architecture !== desired.architecture;
 }
 
+/**
+ * Waits, within this pass, for a function just created or updated to become invocable: Lambda
+ * takes a second or two (longer in a VPC). Cheaper than ending the pass and repeating every read
+ * of the next one; gives up after `budgetMs` and lets the caller requeue.
+ */
+export async function waitUntilReady(
+  clients: Pick<AwsClients, 'lambda'>,
+  functionName: string,
+  budgetMs: number,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<boolean> {
+  let waited = 0;
+  for (const delay of [500, 1_000, 1_500, 2_000, 3_000]) {
+    if (waited + delay > budgetMs) return false;
+    await sleep(delay);
+    waited += delay;
+    const current = await getFunction(clients.lambda, functionName);
+    if (current?.Configuration && isReady(current.Configuration)) return true;
+  }
+  return false;
+}
+
 function isReady(config: FunctionConfiguration): boolean {
   return config.State !== 'Pending' && config.LastUpdateStatus !== 'InProgress';
 }
