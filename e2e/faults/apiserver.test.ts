@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CallRecord, metric, namesFor } from '../tests/controller-helpers.ts';
 import {
   api,
+  applySecretSync,
   condition,
   createAwsSecret,
   eventually,
@@ -39,16 +40,7 @@ describe('API server restarts, 410 Gone and outages', () => {
   const figures: Record<string, number> = {};
 
   const apply = (name: string) =>
-    customObjects().createNamespacedCustomObject({
-      ...api,
-      namespace: ns,
-      body: {
-        apiVersion: 'secretsync.io/v1alpha1',
-        kind: 'SecretSync',
-        metadata: { name },
-        spec: { source: { secretId: secretArn }, target: { name } },
-      },
-    });
+    applySecretSync(ns, name, { source: { secretId: secretArn }, target: { name } });
   const synced = (name: string, value: string, timeoutMs = 120_000) =>
     eventually(
       `${ns}/${name} Ready with ${value}`,

@@ -36,7 +36,14 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG } from '../../src/controller/naming.ts';
 import { type CallRecord, namesFor } from '../tests/controller-helpers.ts';
-import { api, condition, eventually, getSecretSync, secretData } from '../tests/controller-support.ts';
+import {
+  api,
+  applySecretSync,
+  condition,
+  eventually,
+  getSecretSync,
+  secretData,
+} from '../tests/controller-support.ts';
 import { awsConfig, bed, control, customObjects, freshNamespace } from '../tests/support.ts';
 import { type ControllerProcess, spawnController } from './controller-process.ts';
 
@@ -104,17 +111,8 @@ describe('crash convergence: SIGKILL at every step of provisioning and teardown'
     await controller.started;
   };
 
-  const apply = async (name: string) =>
-    customObjects().createNamespacedCustomObject({
-      ...api,
-      namespace: ns,
-      body: {
-        apiVersion: 'secretsync.io/v1alpha1',
-        kind: 'SecretSync',
-        metadata: { name },
-        spec: { source: { secretId: secretArn }, target: { name } },
-      },
-    });
+  const apply = (name: string) =>
+    applySecretSync(ns, name, { source: { secretId: secretArn }, target: { name } });
 
   const ready = (name: string, timeoutMs = 90_000) =>
     eventually(

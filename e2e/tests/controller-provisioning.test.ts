@@ -31,12 +31,10 @@ import {
   paginateListFunctions,
 } from '@aws-sdk/client-lambda';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Hash } from '@smithy/hash-node';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownedBy } from '../../src/controller/naming.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
+import { kmsCall } from '../testbed/kms-state.ts';
 import {
   awsCalls,
   type CallRecord,
@@ -77,36 +75,8 @@ const sm = () => new SecretsManagerClient(awsConfig());
 const tagMap = (list: { Key?: string; Value?: string }[] | undefined) =>
   Object.fromEntries((list ?? []).map((t) => [t.Key, t.Value]));
 
-/** KMS through the front door (no @aws-sdk/client-kms here): a signed JSON-1.1 call to moto's KMS. */
-async function kms<T>(operation: string, input: object): Promise<T> {
-  const url = new URL(bed().aws.url);
-  const body = JSON.stringify(input);
-  const signer = new SignatureV4({
-    service: 'kms',
-    region: bed().aws.region,
-    credentials: bed().aws.credentials,
-    sha256: Hash.bind(null, 'sha256'),
-  });
-  const signed = await signer.sign(
-    new HttpRequest({
-      method: 'POST',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: '/',
-      headers: {
-        host: url.host,
-        'content-type': 'application/x-amz-json-1.1',
-        'x-amz-target': `TrentService.${operation}`,
-      },
-      body,
-    }),
-  );
-  const res = await fetch(url, { method: 'POST', headers: signed.headers, body });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`KMS ${operation}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
-}
+/** KMS through the front door (the project has no KMS client). */
+const kms = <T>(operation: string, input: object): Promise<T> => kmsCall<T>(bed().aws, operation, input);
 
 /** The whole ownership tag set DESIGN §4 puts on every AWS resource. */
 const ownership = (ss: SecretSync) => ({
