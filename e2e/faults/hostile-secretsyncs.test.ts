@@ -158,7 +158,13 @@ const CASES: Case[] = [
 describe('SecretSyncs only the run time can refuse', () => {
   let controller: TestController;
   beforeAll(async () => {
-    controller = await startTestController(['--resync-period=1h']);
+    // It watches every namespace, so it first works through what earlier test files left on the
+    // shared API server: unthrottled and wider, so that backlog does not eat each case's wait.
+    controller = await startTestController([
+      '--resync-period=1h',
+      '--concurrency=16',
+      '--aws-rate-limits=iam=0,lambda=0,events=0,logs=0,eks=0,secretsmanager=0',
+    ]);
   });
   afterAll(async () => {
     await controller?.stop();
@@ -169,41 +175,49 @@ describe('SecretSyncs only the run time can refuse', () => {
     expect(new Set(INVALID_SECRETSYNCS.map((c) => c.name)).size).toBe(INVALID_SECRETSYNCS.length);
   });
 
-  it.each(CASES)('$name → $condition=False $reason', async (c) => {
-    const ns = await freshNamespace('hss');
-    const target = 'app-secret';
-    const secretName = `hostile-ss/${ns}/app`;
-    const before = c.existing
-      ? await core().createNamespacedSecret({
-          namespace: ns,
-          body: { ...c.existing, metadata: { name: target } },
-        })
-      : undefined;
-    const spec = await c.setup(ns, secretName);
-    await applySecretSync(ns, 'app', { ...spec, target: { ...(spec.target as object), name: target } });
+  it.each(CASES)(
+    '$name → $condition=False $reason',
+    async (c) => {
+      const ns = await freshNamespace('hss');
+      const target = 'app-secret';
+      const secretName = `hostile-ss/${ns}/app`;
+      const before = c.existing
+        ? await core().createNamespacedSecret({
+            namespace: ns,
+            body: { ...c.existing, metadata: { name: target } },
+          })
+        : undefined;
+      const spec = await c.setup(ns, secretName);
+      await applySecretSync(ns, 'app', { ...spec, target: { ...(spec.target as object), name: target } });
 
-    let seen: unknown;
-    const ss = await eventually(`${ns}/app ${c.condition}=False ${c.reason}`, async () => {
-      const s = await getSecretSync(ns, 'app');
-      seen = s?.status?.conditions;
-      const found = condition(s, c.condition);
-      return found?.status === 'False' && found.reason === c.reason ? s : undefined;
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}; conditions: ${json(seen)}`);
-    });
-    expect(condition(ss, c.condition)?.message).toMatch(c.message);
-    if (c.condition === 'Synced') {
-      expect(condition(ss, 'Ready')?.status).toBe('True');
-      expect(ss?.status?.syncedVersionId).toBeUndefined();
-    } else {
-      expect(condition(ss, 'Synced')).toBeUndefined();
-    }
-    await idle();
-    expect(json(await getSecretSync(ns, 'app')).includes(CANARY), 'the canary in the status').toBe(false);
-    if (before) {
-      const after = await core().readNamespacedSecret({ namespace: ns, name: target });
-      expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
-      expect(after.data).toEqual(before.data);
-    }
-  });
+      let seen: unknown;
+      const ss = await eventually(
+        `${ns}/app ${c.condition}=False ${c.reason}`,
+        async () => {
+          const s = await getSecretSync(ns, 'app');
+          seen = s?.status?.conditions;
+          const found = condition(s, c.condition);
+          return found?.status === 'False' && found.reason === c.reason ? s : undefined;
+        },
+        180_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; conditions: ${json(seen)}`);
+      });
+      expect(condition(ss, c.condition)?.message).toMatch(c.message);
+      if (c.condition === 'Synced') {
+        expect(condition(ss, 'Ready')?.status).toBe('True');
+        expect(ss?.status?.syncedVersionId).toBeUndefined();
+      } else {
+        expect(condition(ss, 'Synced')).toBeUndefined();
+      }
+      await idle();
+      expect(json(await getSecretSync(ns, 'app')).includes(CANARY), 'the canary in the status').toBe(false);
+      if (before) {
+        const after = await core().readNamespacedSecret({ namespace: ns, name: target });
+        expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
+        expect(after.data).toEqual(before.data);
+      }
+    },
+    300_000,
+  );
 });
