@@ -344,6 +344,9 @@ describe('crash convergence: SIGKILL at every step of provisioning and teardown'
   }, 900_000);
 
   it('the leak and duplicate check itself fails on a leaked role and a second rule target', async () => {
+    // The controller would repair the extra target (its start-up passes may still be running): stop it
+    // so the check sees what was planted. afterAll starts it again for the clean-up.
+    await controller!.kill('SIGTERM');
     const iam = new IAMClient(harness());
     const stray = `secretsync-${ns}-stray-00000000`;
     await iam.send(
