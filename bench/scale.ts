@@ -17,6 +17,8 @@ export interface ScaleResult {
   secretSyncs: number;
   concurrency: number;
   allReadySeconds: number;
+  /** Controller flags beyond the defaults (the capacity run lifts the IAM rate limit). */
+  extraArgs: string[];
   awsCalls: { total: number; mutating: number; reads: number; perSecretSync: number };
   controller: { peakRssMb: number; cpuSeconds: number; cpuSecondsPerSecretSync: number };
   steadyPass: {
@@ -49,7 +51,7 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function runScale(
   n: number,
-  opts: { concurrency: number; log: (m: string) => void },
+  opts: { concurrency: number; log: (m: string) => void; extraArgs?: string[] },
 ): Promise<ScaleResult> {
   const bed = await startTestbed({ quiet: true });
   const { info } = bed;
@@ -89,6 +91,7 @@ export async function runScale(
         `--concurrency=${opts.concurrency}`,
         '--resync-period=30m',
         '--log-level=warn',
+        ...(opts.extraArgs ?? []),
       ],
       {
         env: {
@@ -181,6 +184,7 @@ export async function runScale(
     return {
       secretSyncs: n,
       concurrency: opts.concurrency,
+      extraArgs: opts.extraArgs ?? [],
       allReadySeconds: round(allReadySeconds),
       awsCalls: {
         total: provisioning.length,

@@ -3,7 +3,7 @@
 // Protocol: child -> {type:'ready'} | {type:'init-error', error}; parent -> {type:'invoke', id, event,
 // context}; child -> {type:'result', id, ok, payload | error}. Before each result it writes END_MARK
 // lines to stdout and stderr so the parent knows it has every log line of that invocation.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
@@ -76,7 +76,20 @@ function finish(id, message) {
   process.stderr.write(`${END_MARK}${id}\n`);
   currentRequestId = undefined;
   // Peak resident memory of this environment so far, which Lambda reports as Max Memory Used.
-  process.send({ type: 'result', id, maxRssMb: process.resourceUsage().maxRSS / 1024, ...message });
+  process.send({ type: 'result', id, maxRssMb: peakRssMb(), ...message });
+}
+
+// VmHWM, the high-water mark of this process image. Not getrusage's maxRSS: Linux carries the
+// spawning process's peak over exec into it, so a function started from a 250 MB test runner
+// would report 250 MB.
+function peakRssMb() {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb) return Number(kb) / 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 // An exception that escapes the handler's promise kills the environment, as on Lambda.

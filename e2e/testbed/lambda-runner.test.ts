@@ -226,6 +226,28 @@ describe('LambdaRunner behind the front door', () => {
     ]);
   });
 
+  it("reports the function's own peak memory as Max Memory Used, not the runner's", async () => {
+    // The runner's process grows well past a small function's footprint first.
+    const ballast = Buffer.alloc(200 * 1024 * 1024, 1);
+    await createFn('memory', {
+      'index.mjs': `
+        let keep;
+        export const handler = async (event) => {
+          keep = Buffer.alloc(event.mb * 1024 * 1024, 1);
+          return keep.length;
+        };`,
+    });
+    await invoke('memory', { mb: 0 });
+    await invoke('memory', { mb: 64 });
+    expect(ballast[0]).toBe(1);
+    const [small, large] = runner.stats('memory').maxRssMb;
+    expect(process.resourceUsage().maxRSS / 1024).toBeGreaterThan(250);
+    expect(small).toBeLessThan(100);
+    expect(large! - small!).toBeGreaterThan(60);
+    const report = runner.logsFor('memory').find((l) => l.text.startsWith('REPORT'))?.text;
+    expect(report).toMatch(new RegExp(`Max Memory Used: ${Math.round(small!)} MB`));
+  });
+
   it('loads CommonJS handlers in subdirectories and reports a missing handler as an init error', async () => {
     await createFn(
       'cjs',

@@ -198,7 +198,7 @@ export async function startController(opts: {
     informer = startSecretSyncInformer({
       kc,
       namespaces: config.namespaces,
-      onKey: (k) => q.add(k),
+      onKey: (k, priority) => q.add(k, priority),
       log,
       resyncMs: config.resyncMs,
     });

@@ -1,6 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { reconcileFingerprint } from './informer.ts';
+import { reconcileFingerprint, settled } from './informer.ts';
 
 // Pure logic: which SecretSync updates queue a reconcile pass.
 const base = {
@@ -76,4 +76,62 @@ describe('reconcileFingerprint', () => {
   ])('changes with %s', (_what, patch) => {
     expect(fp(patch)).not.toBe(same);
   });
+});
+
+describe('settled: SecretSyncs listed at start-up that a pass only confirms go to the back of the queue', () => {
+  const ready = {
+    ...base,
+    status: {
+      observedGeneration: 1,
+      conditions: [
+        { type: 'Ready', status: 'True', reason: 'Ready', message: 'ok' },
+        { type: 'Synced', status: 'True', reason: 'Synced', message: 'ok' },
+      ],
+    },
+  };
+  const with_ = (patch: (o: typeof ready & Record<string, unknown>) => void) => {
+    const o = structuredClone(ready) as typeof ready & Record<string, unknown>;
+    patch(o);
+    return settled(o as KubernetesObject);
+  };
+
+  it('Ready for its generation', () => expect(with_(() => {})).toBe(true));
+  it('a Synced failure the function reports and the controller does not act on stays settled', () =>
+    expect(
+      with_((o) => {
+        o.status.conditions[1] = { type: 'Synced', status: 'False', reason: 'InvalidKey', message: 'x' };
+      }),
+    ).toBe(true));
+  it.each([
+    [
+      'new (no status)',
+      (o: Record<string, unknown>) => {
+        delete o.status;
+      },
+    ],
+    [
+      'changed since its last pass',
+      (o: typeof ready) => {
+        o.metadata.generation = 2;
+      },
+    ],
+    [
+      'not Ready',
+      (o: typeof ready) => {
+        o.status.conditions[0]!.status = 'False';
+      },
+    ],
+    [
+      'being deleted',
+      (o: typeof ready) => {
+        Object.assign(o.metadata, { deletionTimestamp: '2026-11-29T12:06:00Z' });
+      },
+    ],
+    [
+      'its target missing',
+      (o: typeof ready) => {
+        o.status.conditions[1] = { type: 'Synced', status: 'False', reason: 'TargetMissing', message: 'x' };
+      },
+    ],
+  ])('not when %s', (_what, patch) => expect(with_(patch as never)).toBe(false));
 });

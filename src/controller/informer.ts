@@ -5,18 +5,20 @@ import {
   makeInformer,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Priority } from './workqueue.ts';
 
 /**
  * Watches SecretSyncs (list then watch, via client-node's informer, which relists on 410 Gone by
  * itself). Any other watch error stops that informer; we restart it with capped exponential
- * backoff and jitter — never exiting the process. A periodic resync re-adds every cached key so
- * drift is repaired even when nothing changes in the cluster.
+ * backoff and jitter — never exiting the process. A periodic resync re-adds every cached key, at low
+ * priority, so drift is repaired even when nothing changes in the cluster.
  */
 export interface SecretSyncInformerOptions {
   kc: KubeConfig;
   /** Empty: all namespaces. */
   namespaces: string[];
-  onKey: (key: string) => void;
+  /** `low` for passes that only confirm (see `settled`), `high` for the rest. */
+  onKey: (key: string, priority: Priority) => void;
   log: Logger;
   resyncMs: number;
   onRestart?: (namespace: string, err: unknown) => void;
@@ -59,6 +61,31 @@ export function reconcileFingerprint(o: KubernetesObject): string {
   ]);
 }
 
+/**
+ * Ready for its current generation, not being deleted, no function outcome to act on: a pass is
+ * expected to confirm it (drift repair). Such SecretSyncs listed at start-up are queued behind new
+ * and changed ones.
+ */
+export function settled(o: KubernetesObject): boolean {
+  const m = o.metadata ?? {};
+  const status = (
+    o as {
+      status?: {
+        observedGeneration?: number;
+        conditions?: { type: string; status: string; reason: string }[];
+      };
+    }
+  ).status;
+  const ready = status?.conditions?.find((c) => c.type === 'Ready');
+  const synced = status?.conditions?.find((c) => c.type === 'Synced');
+  return (
+    !m.deletionTimestamp &&
+    ready?.status === 'True' &&
+    status?.observedGeneration === m.generation &&
+    !(synced && ACTIONABLE_SYNC_REASONS.has(synced.reason))
+  );
+}
+
 export function startSecretSyncInformer(opts: SecretSyncInformerOptions): RunningInformer {
   const scopes = opts.namespaces.length > 0 ? opts.namespaces : [''];
   const base = '/apis/secretsync.io/v1alpha1';
@@ -68,17 +95,18 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
     const informer = makeInformer<KubernetesObject>(opts.kc, path, () => fetchList(opts.kc, ns));
     const state = { informer, connected: false, failures: 0, timer: undefined as NodeJS.Timeout | undefined };
     const seen = new Map<string, string>();
-    const enqueue = (o: KubernetesObject) => {
+    const enqueue = (o: KubernetesObject, priority: Priority) => {
       seen.set(keyOf(o), reconcileFingerprint(o));
-      opts.onKey(keyOf(o));
+      opts.onKey(keyOf(o), priority);
     };
-    informer.on('add', enqueue);
+    // The initial list (and a relist) delivers every SecretSync as added.
+    informer.on('add', (o) => enqueue(o, settled(o) ? 'low' : 'high'));
     informer.on('update', (o) => {
-      if (seen.get(keyOf(o)) !== reconcileFingerprint(o)) enqueue(o);
+      if (seen.get(keyOf(o)) !== reconcileFingerprint(o)) enqueue(o, 'high');
     });
     informer.on('delete', (o) => {
       seen.delete(keyOf(o));
-      opts.onKey(keyOf(o));
+      opts.onKey(keyOf(o), 'high');
     });
     informer.on('connect', () => {
       state.connected = true;
@@ -104,7 +132,7 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
   });
 
   const resync = setInterval(() => {
-    for (const s of states) for (const o of s.informer.list()) opts.onKey(keyOf(o));
+    for (const s of states) for (const o of s.informer.list()) opts.onKey(keyOf(o), 'low');
   }, opts.resyncMs);
   resync.unref();
 

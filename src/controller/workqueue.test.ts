@@ -168,3 +168,56 @@ describe('WorkQueue (pure logic, no I/O)', () => {
     expect(done).toBe(1);
   });
 });
+
+describe('WorkQueue priorities (pure logic, no I/O)', () => {
+  const order = async (fill: (q: WorkQueue) => void) => {
+    const q = new WorkQueue({ concurrency: 1 });
+    const seen: string[] = [];
+    fill(q);
+    q.start(async (k) => {
+      seen.push(k);
+      return undefined;
+    });
+    await sleep(20);
+    return seen;
+  };
+
+  it('takes high keys before low ones, each in arrival order', async () => {
+    expect(
+      await order((q) => {
+        for (const k of ['l1', 'l2', 'l3']) q.add(k, 'low');
+        q.add('h1');
+        q.add('h2', 'high');
+        q.add('l4', 'low');
+      }),
+    ).toEqual(['h1', 'h2', 'l1', 'l2', 'l3', 'l4']);
+  });
+
+  it('a low key added again as high moves ahead once; a high key is not demoted', async () => {
+    expect(
+      await order((q) => {
+        for (const k of ['a', 'b', 'c']) q.add(k, 'low');
+        q.add('c');
+        q.add('c');
+        q.add('d');
+        q.add('d', 'low');
+      }),
+    ).toEqual(['c', 'd', 'a', 'b']);
+  });
+
+  it('a key that comes back while processing runs again before the low backlog', async () => {
+    const q = new WorkQueue({ concurrency: 1 });
+    const seen: string[] = [];
+    q.start(async (k) => {
+      seen.push(k);
+      if (k === 'new' && seen.length === 1) q.add('new');
+      await sleep(1);
+      return undefined;
+    });
+    q.add('new');
+    for (let i = 0; i < 5; i++) q.add(`old${i}`, 'low');
+    await sleep(60);
+    expect(seen.slice(0, 3)).toEqual(['new', 'new', 'old0']);
+    expect(q.depth).toBe(0);
+  });
+});

@@ -3,6 +3,11 @@
  * a key added while it is being processed is processed again afterwards (never twice at once);
  * failures back off per key, exponentially with jitter; a pass cancels the key's pending delayed
  * add (every pass schedules its own); bounded concurrency; graceful drain.
+ *
+ * Two priorities, as controller-runtime's priority queue: `low` for passes that only confirm
+ * (the periodic drift-repair pass, and the start-up pass over SecretSyncs already Ready), `high`
+ * for everything else. A new or changed SecretSync therefore never waits behind a pass over
+ * a thousand settled ones; a low key added again as high moves ahead.
  */
 export interface QueueOptions {
   concurrency: number;
@@ -12,6 +17,8 @@ export interface QueueOptions {
   jitter?: number;
   random?: () => number;
 }
+
+export type Priority = 'high' | 'low';
 
 export type ProcessResult = { requeueAfterMs?: number } | undefined;
 export type Processor = (key: string) => Promise<ProcessResult>;
@@ -27,8 +34,10 @@ export class BackoffHint extends Error {
 
 export class WorkQueue {
   readonly #opts: Required<QueueOptions>;
-  readonly #queue: string[] = [];
-  readonly #queued = new Set<string>();
+  readonly #high: string[] = [];
+  readonly #low: string[] = [];
+  /** Queued keys and the list each waits in. */
+  readonly #queued = new Map<string, Priority>();
   readonly #processing = new Set<string>();
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
@@ -51,7 +60,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.#queue.length;
+    return this.#high.length + this.#low.length;
   }
 
   get inFlight(): number {
@@ -63,15 +72,18 @@ export class WorkQueue {
     this.#pump();
   }
 
-  add(key: string): void {
+  add(key: string, priority: Priority = 'high'): void {
     if (this.#stopped) return;
     if (this.#processing.has(key)) {
+      // Processed again afterwards, ahead of low keys: whatever brought it back happened meanwhile.
       this.#dirty.add(key);
       return;
     }
-    if (this.#queued.has(key)) return;
-    this.#queued.add(key);
-    this.#queue.push(key);
+    const queued = this.#queued.get(key);
+    if (queued === 'high' || (queued === 'low' && priority === 'low')) return;
+    if (queued === 'low') this.#low.splice(this.#low.indexOf(key), 1);
+    this.#queued.set(key, priority);
+    (priority === 'high' ? this.#high : this.#low).push(key);
     this.#pump();
   }
 
@@ -117,7 +129,8 @@ export class WorkQueue {
     this.#stopped = true;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
-    this.#queue.length = 0;
+    this.#high.length = 0;
+    this.#low.length = 0;
     this.#queued.clear();
     if (this.#active === 0) return;
     await new Promise<void>((resolve) => {
@@ -126,13 +139,8 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (
-      !this.#stopped &&
-      this.#process &&
-      this.#active < this.#opts.concurrency &&
-      this.#queue.length > 0
-    ) {
-      const key = this.#queue.shift()!;
+    while (!this.#stopped && this.#process && this.#active < this.#opts.concurrency && this.depth > 0) {
+      const key = (this.#high.length > 0 ? this.#high : this.#low).shift()!;
       this.#queued.delete(key);
       // A pass supersedes the key's pending delayed add (a backoff retry or a requeue-after): it
       // re-reads the world and schedules its own. Otherwise a failed pass whose status write

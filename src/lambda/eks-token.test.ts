@@ -1,9 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { botocoreVectors } from '../../scripts/botocore.ts';
 import {
   type AwsCredentials,
   DEFAULT_REFRESH_MARGIN_MS,
@@ -15,10 +11,6 @@ import {
   TokenCache,
   tokenFromUrl,
 } from './eks-token.ts';
-
-const VENV = process.env.SECRETSYNC_VENV ?? join(homedir(), '.cache', 'secretsync', 'venv-moto-5.2.5');
-const PYTHON = join(VENV, 'bin', 'python');
-const SCRIPT = fileURLToPath(new URL('../../scripts/eks-token-vectors.py', import.meta.url));
 
 // A session token shaped like STS's: long, and full of the characters that need percent-encoding.
 const SESSION_TOKEN = `IQoJb3JpZ2luX2VjEHoaCWV1LXdlc3QtMSJHMEUCIQD+/abc=def+ghi/jkl==${'FwoGZXIvYXdzEBYaDH'.repeat(12)}`;
@@ -100,23 +92,8 @@ function credentialsOf(c: Case): AwsCredentials {
   return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken };
 }
 
-function botocoreVectors(cases: readonly Case[]): { url: string; token: string }[] {
-  if (!existsSync(PYTHON)) {
-    throw new Error(
-      `botocore venv not found: ${PYTHON} does not exist. The EKS token is checked byte for byte ` +
-        'against botocore; run `make test` (it installs the venv) or set SECRETSYNC_VENV to a venv with botocore.',
-    );
-  }
-  // A bare environment: no AWS_* settings of the developer's reach botocore (the script drops them too).
-  const run = spawnSync(PYTHON, [SCRIPT], {
-    input: JSON.stringify(cases),
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: homedir() },
-    timeout: 60_000,
-  });
-  if (run.error) throw run.error;
-  if (run.status !== 0) throw new Error(`eks-token-vectors.py exited ${run.status}: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { url: string; token: string }[];
+function vectorsFor(cases: readonly Case[]): { url: string; token: string }[] {
+  return botocoreVectors('eks-token-vectors.py', cases, 'The EKS token');
 }
 
 function decode(token: string): URL {
@@ -132,7 +109,7 @@ describe('EKS token equals botocore (`aws eks get-token`) byte for byte', () => 
   it.each(CASES.map((c, i) => [c.name, i] as const))(
     '%s',
     async (_name, i) => {
-      vectors ??= botocoreVectors(CASES);
+      vectors ??= vectorsFor(CASES);
       const c = CASES[i]!;
       const input = {
         region: c.region,

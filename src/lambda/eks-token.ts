@@ -46,10 +46,14 @@ const PARTITION_SUFFIXES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^us-isof-/, 'csp.hci.ic.gov'],
 ];
 
+/** The DNS suffix of the region's partition: amazonaws.com outside China and the isolated regions. */
+export function dnsSuffix(region: string): string {
+  return PARTITION_SUFFIXES.find(([prefix]) => prefix.test(region))?.[1] ?? 'amazonaws.com';
+}
+
 /** The regional STS endpoint's host, which the token's URL must name. */
 export function stsHostname(region: string): string {
-  const suffix = PARTITION_SUFFIXES.find(([prefix]) => prefix.test(region))?.[1] ?? 'amazonaws.com';
-  return `sts.${region}.${suffix}`;
+  return `sts.${region}.${dnsSuffix(region)}`;
 }
 
 // The signature covers the sorted canonical query, so any order would verify; botocore's order

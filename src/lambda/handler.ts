@@ -1,10 +1,15 @@
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pino from 'pino';
 import { loadConfig, type SyncConfig } from './config.ts';
 import { TokenCache } from './eks-token.ts';
 import { isSyncError, SyncError } from './errors.ts';
 import { createKubeClient, type KubeClient } from './kube-client.ts';
 import { readCurrentSecret } from './secret-reader.ts';
+import {
+  createSecretsManager,
+  credentialsFromEnv,
+  type SecretsManager,
+  secretsManagerEndpoint,
+} from './secrets-manager.ts';
 import { readStatus, reportSync } from './status.ts';
 import { runSync } from './sync.ts';
 
@@ -24,7 +29,7 @@ const log = pino(
 
 interface State {
   config: SyncConfig;
-  secrets: SecretsManagerClient;
+  secrets: SecretsManager;
   kube: KubeClient;
   tokens: TokenCache;
 }
@@ -34,12 +39,15 @@ function init(): State {
   // A configuration error fails every invocation with the same clear message until the
   // controller fixes the function; it cannot be reported on a SecretSync it cannot name.
   const config = loadConfig(process.env);
-  const secrets = new SecretsManagerClient({ region: config.region, maxAttempts: 3 });
-  const tokens = new TokenCache({
+  // The execution role's credentials, read when used: a missing variable fails the sync with its
+  // reason rather than the container's start.
+  const credentials = async () => credentialsFromEnv(process.env);
+  const secrets = createSecretsManager({
     region: config.region,
-    clusterName: config.clusterName,
-    credentials: () => secrets.config.credentials(),
+    endpoint: secretsManagerEndpoint(process.env, config.region),
+    credentials,
   });
+  const tokens = new TokenCache({ region: config.region, clusterName: config.clusterName, credentials });
   const kube = createKubeClient({
     endpoint: config.apiEndpoint,
     caPem: config.caPem,

@@ -1,4 +1,4 @@
-import { Agent, request } from 'node:https';
+import { type HttpResponse, keepAliveAgent, parseBody, send, UnreachableError } from './http.ts';
 
 /**
  * The smallest Kubernetes client the sync function needs: JSON over HTTPS to one API server,
@@ -38,8 +38,9 @@ export function createKubeClient(opts: {
   timeoutMs?: number;
 }): KubeClient {
   const base = new URL(opts.endpoint);
-  const agent = new Agent({ ca: opts.caPem, keepAlive: true, maxSockets: 4 });
-  const timeout = opts.timeoutMs ?? 10_000;
+  const prefix = base.pathname.replace(/\/$/, '');
+  const agent = keepAliveAgent(base, { ca: opts.caPem, maxSockets: 4 });
+  const timeoutMs = opts.timeoutMs ?? 10_000;
 
   return {
     async request<T>(
@@ -50,57 +51,37 @@ export function createKubeClient(opts: {
       const token = await opts.token();
       const qs = o.query ? `?${new URLSearchParams(o.query).toString()}` : '';
       const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
-      return new Promise<KubeResponse<T>>((resolve, reject) => {
-        const req = request(
-          {
-            agent,
-            host: base.hostname,
-            port: base.port || 443,
-            method,
-            path: `${base.pathname.replace(/\/$/, '')}${path}${qs}`,
-            headers: {
-              authorization: `Bearer ${token}`,
-              accept: 'application/json',
-              ...(payload
-                ? { 'content-type': o.contentType ?? 'application/json', 'content-length': payload.length }
-                : {}),
-            },
-            timeout,
+      const what = `${method} ${path}`;
+      let res: HttpResponse;
+      try {
+        res = await send({
+          url: new URL(`${prefix}${path}${qs}`, base),
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+            ...(payload
+              ? { 'content-type': o.contentType ?? 'application/json', 'content-length': payload.length }
+              : {}),
           },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
-              let body: unknown = text;
-              try {
-                body = text ? JSON.parse(text) : undefined;
-              } catch {
-                // non-JSON error pages stay text
-              }
-              const status = res.statusCode ?? 0;
-              if (status >= 200 && status < 300) {
-                resolve({ status, body: body as T });
-                return;
-              }
-              const st = body as { reason?: string; message?: string } | undefined;
-              reject(
-                new KubeHttpError(
-                  status,
-                  method,
-                  path,
-                  st?.reason,
-                  typeof st?.message === 'string' ? st.message : String(text).slice(0, 200),
-                ),
-              );
-            });
-            res.on('error', (e) => reject(new KubeUnreachableError(e.message)));
-          },
-        );
-        req.on('timeout', () => req.destroy(new Error(`timed out after ${timeout} ms`)));
-        req.on('error', (e) => reject(new KubeUnreachableError(`${method} ${path}: ${e.message}`)));
-        req.end(payload);
-      });
+          body: payload,
+          agent,
+          timeoutMs,
+          what,
+        });
+      } catch (err) {
+        throw err instanceof UnreachableError ? new KubeUnreachableError(err.message) : err;
+      }
+      const body = parseBody(res.text);
+      if (res.status >= 200 && res.status < 300) return { status: res.status, body: body as T };
+      const st = body as { reason?: string; message?: string } | undefined;
+      throw new KubeHttpError(
+        res.status,
+        method,
+        path,
+        st?.reason,
+        typeof st?.message === 'string' ? st.message : res.text.slice(0, 200),
+      );
     },
   };
 }

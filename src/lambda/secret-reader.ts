@@ -1,6 +1,6 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SyncError } from './errors.ts';
 import type { SecretValue } from './payload.ts';
+import { AwsServiceError, type SecretsManager } from './secrets-manager.ts';
 
 export interface CurrentSecret {
   versionId: string;
@@ -9,18 +9,16 @@ export interface CurrentSecret {
 
 /**
  * Reads the value the configured stage points to now — never the version an event names — so
- * duplicate and out-of-order events all converge on the current value. SDK errors are translated
+ * duplicate and out-of-order events all converge on the current value. AWS errors are translated
  * here, once, into the function's reasons; messages carry AWS's wording, which never includes values.
  */
 export async function readCurrentSecret(
-  client: SecretsManagerClient,
+  client: SecretsManager,
   secretArn: string,
   versionStage: string,
 ): Promise<CurrentSecret> {
   try {
-    const out = await client.send(
-      new GetSecretValueCommand({ SecretId: secretArn, VersionStage: versionStage }),
-    );
+    const out = await client.getSecretValue({ SecretId: secretArn, VersionStage: versionStage });
     if (!out.VersionId) throw new SyncError('InvalidPayload', 'GetSecretValue returned no VersionId');
     return {
       versionId: out.VersionId,
@@ -32,15 +30,9 @@ export async function readCurrentSecret(
 }
 
 function translate(err: unknown): unknown {
-  if (err instanceof SyncError) return err;
-  const e = err as {
-    name?: string;
-    message?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const msg = e.message ?? String(err);
-  switch (e.name) {
+  if (err instanceof SyncError || !(err instanceof AwsServiceError)) return err;
+  const msg = err.message;
+  switch (err.name) {
     case 'ResourceNotFoundException':
       return new SyncError('SecretNotFound', `the AWS secret or the requested stage does not exist: ${msg}`);
     case 'AccessDeniedException':
@@ -55,14 +47,11 @@ function translate(err: unknown): unknown {
       return new SyncError('SecretNotFound', `the AWS secret cannot be read: ${msg}`);
     case 'InvalidParameterException':
       return new SyncError('InvalidConfiguration', `GetSecretValue refused the request: ${msg}`);
+    case 'CredentialsMissing':
+      return new SyncError('InvalidConfiguration', msg);
   }
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  return new SyncError(
-    'SecretsManagerUnavailable',
-    `Secrets Manager did not answer (${e.name ?? 'error'}): ${msg}`,
-    {
-      retryable: true,
-      cause: status ? undefined : err,
-    },
-  );
+  // Throttling, 5xx, the network, and codes not known here: worth Lambda's retries.
+  return new SyncError('SecretsManagerUnavailable', `Secrets Manager did not answer (${err.name}): ${msg}`, {
+    retryable: true,
+  });
 }
