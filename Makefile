@@ -23,6 +23,7 @@ help:
 	@echo "make testbed   start the test bed and print export lines; Ctrl-C stops it"
 	@echo "make build     bundle the controller and the Lambda zip into dist/"
 	@echo "make bench     benchmarks; results in bench/results.json and the README"
+	@echo "make bench-capacity  only the controller-capacity run (1000 SecretSyncs, rate limits lifted)"
 
 $(NODE24_DIR)/node_modules/.bin/node:
 	@echo "System Node is older than 22.19: installing Node 24 into $(NODE24_DIR)"
@@ -66,7 +67,7 @@ test-integration: deps testbed-deps build
 test-faults: deps testbed-deps build
 	npx vitest run --project integration e2e/faults
 
-.PHONY: testbed demo bench
+.PHONY: testbed demo bench bench-capacity
 testbed: deps testbed-deps build
 	node e2e/testbed/cli.ts
 
@@ -76,3 +77,6 @@ demo: deps testbed-deps build
 
 bench: deps testbed-deps build
 	node bench/run.ts
+
+bench-capacity: deps testbed-deps build
+	node bench/capacity.ts

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { CallRecord } from '../e2e/testbed/front-door.ts';
 import { startTestbed } from '../e2e/testbed/index.ts';
 import { imageNodeOptions } from '../scripts/image-node-options.ts';
+import { DEFAULT_RATE_LIMITS } from '../src/controller/aws/rate-limit.ts';
 
 /**
  * Controller scale: N SecretSyncs applied at once to a fresh test bed, the controller running as
@@ -20,7 +21,13 @@ export interface ScaleResult {
   /** Controller flags beyond the defaults (the capacity run lifts the IAM rate limit). */
   extraArgs: string[];
   awsCalls: { total: number; mutating: number; reads: number; perSecretSync: number };
-  controller: { peakRssMb: number; cpuSeconds: number; cpuSecondsPerSecretSync: number };
+  controller: {
+    peakRssMb: number;
+    cpuSeconds: number;
+    cpuSecondsPerSecretSync: number;
+    machineCpuBusy: number;
+    motoCpuBusy: number;
+  };
   steadyPass: {
     seconds: number;
     awsCalls: number;
@@ -44,6 +51,27 @@ function procStats(pid: number): { rssMb: number; peakRssMb: number; cpuSeconds:
   // Fields 14 and 15 (utime, stime) counted from after the command name: indexes 11, 12.
   const ticks = Number(stat[11]) + Number(stat[12]);
   return { rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024, cpuSeconds: ticks / CLK_TCK };
+}
+
+/** The moto_server process serving `motoUrl` (its command line names the port). */
+function motoPid(motoUrl: string): number | undefined {
+  const port = new URL(motoUrl).port;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (cmd.some((a) => a.endsWith('moto_server')) && cmd.includes(port)) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** Jiffies of all CPUs from /proc/stat: idle (idle + iowait) and total. */
+function machineCpu(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,6 +141,9 @@ export async function runScale(
     await sleep(2_000); // started, listed the (empty) namespace
     bed.frontDoor.resetCalls();
     const cpu0 = procStats(pid).cpuSeconds;
+    const machine0 = machineCpu();
+    const moto = motoPid(info.aws.motoUrl);
+    const moto0 = moto ? procStats(moto).cpuSeconds : 0;
     const t0 = performance.now();
     await Promise.all(
       arns.map((arn, i) =>
@@ -150,6 +181,8 @@ export async function runScale(
     await bed.runner.idle();
     const provisioning = calls();
     const afterProvisioning = procStats(pid);
+    const machine1 = machineCpu();
+    const moto1 = moto ? procStats(moto).cpuSeconds : 0;
 
     // One steady-state pass over all N: a restarted controller lists them and reconciles each
     // once, exactly what a resync tick does (plus its start-up: identity, DescribeCluster).
@@ -196,6 +229,11 @@ export async function runScale(
         peakRssMb: round(afterProvisioning.peakRssMb),
         cpuSeconds: round(afterProvisioning.cpuSeconds - cpu0),
         cpuSecondsPerSecretSync: round((afterProvisioning.cpuSeconds - cpu0) / n, 3),
+        // The whole machine (test bed included) while provisioning: near 1 means the test bed's
+        // CPU, not the controller, set the pace.
+        machineCpuBusy: round(1 - (machine1.idle - machine0.idle) / (machine1.total - machine0.total), 2),
+        // moto answers every AWS call in one Python process: its share of one core while provisioning.
+        motoCpuBusy: round((moto1 - moto0) / allReadySeconds, 2),
       },
       steadyPass: {
         seconds: round(passSeconds),
@@ -217,4 +255,21 @@ export async function runScale(
     child.kill('SIGKILL');
     await bed.stop();
   }
+}
+
+/** Every client-side rate limit lifted (`0` = unlimited): what the controller itself can do. */
+export const NO_RATE_LIMITS = `--aws-rate-limits=${Object.keys(DEFAULT_RATE_LIMITS)
+  .map((service) => `${service}=0`)
+  .join(',')}`;
+
+export const runCapacity = (n: number): Promise<ScaleResult> =>
+  runScale(n, {
+    concurrency: 16,
+    extraArgs: [NO_RATE_LIMITS],
+    log: (m) => console.log(`[bench] capacity: ${m}`),
+  });
+
+/** The README row for the capacity run (bench/run.ts and bench/capacity.ts write the same). */
+export function capacityTableRow(r: ScaleResult): string {
+  return `| ${r.secretSyncs} applied at once with every client-side rate limit lifted (\`${r.extraArgs.join(' ')}\`; the controller's own capacity): all Ready / AWS calls / peak RSS / controller CPU / CPU busy while provisioning | ${r.allReadySeconds} s / ${r.awsCalls.total} / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s / machine ${Math.round(r.controller.machineCpuBusy * 100)} %, moto ${Math.round(r.controller.motoCpuBusy * 100)} % of a core; steady pass ${r.steadyPass.seconds} s | 1000 in ≤ 300 s |`;
 }
