@@ -32,10 +32,17 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { aws, isNotFound } from '../../src/controller/aws/errors.ts';
+import { aws } from '../../src/controller/aws/errors.ts';
 import { fromTagList } from '../../src/controller/aws/tags.ts';
+import { isNotFound } from '../../src/controller/errors.ts';
 import { FINALIZER } from '../../src/controller/kube/secretsyncs.ts';
-import { ownershipTags, type ResourceNames, resourceNames, TAG } from '../../src/controller/naming.ts';
+import {
+  clusterArn,
+  ownershipTags,
+  type ResourceNames,
+  resourceNames,
+  TAG,
+} from '../../src/controller/naming.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -512,9 +519,11 @@ export async function runE2e(o: Options): Promise<void> {
   let accountId = '';
   let partition = 'aws';
 
+  // The controller's identity: the cluster's ARN (known once the AWS identity is).
+  const clusterId = () => clusterArn({ partition, region: o.region, accountId, name: o.eksCluster });
   const namesFor = (ns: string): ResourceNames =>
     resourceNames(
-      { clusterName: o.eksCluster, namespace: ns, name: SYNC_NAME },
+      { clusterArn: clusterId(), namespace: ns, name: SYNC_NAME },
       { prefix: o.namePrefix, iamPath: o.iamPath },
     );
 
@@ -901,7 +910,7 @@ export async function runE2e(o: Options): Promise<void> {
     const names = namesFor(o.namespace);
     const st = ready.status ?? {};
     const expectedTags = ownershipTags({
-      clusterName: o.eksCluster,
+      clusterArn: clusterId(),
       namespace: o.namespace,
       name: SYNC_NAME,
       uid: ready.metadata.uid ?? '',

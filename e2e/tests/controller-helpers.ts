@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { RunningController } from '../../src/controller/controller.ts';
-import { type ResourceNames, resourceNames } from '../../src/controller/naming.ts';
+import { clusterArn, type ResourceNames, resourceNames } from '../../src/controller/naming.ts';
 import type { ProcessResult } from '../../src/controller/workqueue.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import { api, condition, getSecretSync } from './controller-support.ts';
@@ -65,9 +65,18 @@ export async function setAuthMode(mode: 'API' | 'API_AND_CONFIG_MAP' | 'CONFIG_M
   });
 }
 
+/** The test bed cluster's ARN: the in-process controller's identity. */
+export const testbedClusterArn = () =>
+  clusterArn({
+    partition: 'aws',
+    region: bed().aws.region,
+    accountId: bed().aws.accountId,
+    name: bed().clusterName,
+  });
+
 /** Names the controller derives for namespace/name (uid plays no part in them). */
 export function namesFor(namespace: string, name: string): ResourceNames {
-  return resourceNames({ clusterName: bed().clusterName, namespace, name });
+  return resourceNames({ clusterArn: testbedClusterArn(), namespace, name });
 }
 
 /**

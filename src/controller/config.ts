@@ -11,6 +11,8 @@ import { DEFAULT_RATE_LIMITS, formatRateLimits, parseRateLimits, type RateLimits
 export interface ControllerConfig {
   clusterName: string;
   region: string;
+  /** The cluster's region; `region` unless set. */
+  clusterRegion: string;
   iamPath: string;
   namePrefix: string;
   permissionsBoundary: string | undefined;
@@ -49,7 +51,11 @@ export interface ControllerConfig {
 
 export const FLAGS = {
   'cluster-name': { env: 'SECRETSYNC_CLUSTER_NAME', help: 'EKS cluster name (required)' },
-  region: { env: 'AWS_REGION', help: 'default AWS region (required)' },
+  region: { env: 'AWS_REGION', help: 'default AWS region of SecretSyncs, and of the cluster (required)' },
+  'cluster-region': {
+    env: 'SECRETSYNC_CLUSTER_REGION',
+    help: "the cluster's region when it differs from --region (its ARN is the controller's identity)",
+  },
   'iam-path': { env: 'SECRETSYNC_IAM_PATH', def: '/secretsync/', help: 'IAM path of the roles created' },
   'name-prefix': {
     env: 'SECRETSYNC_NAME_PREFIX',
@@ -240,6 +246,9 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
   const region = get('region') || env.AWS_DEFAULT_REGION || '';
   if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
     problems.push('--region (or AWS_REGION) is required, e.g. eu-west-1');
+  const clusterRegion = get('cluster-region') || region;
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(clusterRegion))
+    problems.push(`--cluster-region must be an AWS region, e.g. eu-west-1 (got "${clusterRegion}")`);
   const iamPath = get('iam-path');
   if (!/^\/([\w+=,.@-]+\/)*$/.test(iamPath))
     problems.push(`--iam-path must start and end with "/" (got "${iamPath}")`);
@@ -281,6 +290,7 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
   const cfg: ControllerConfig = {
     clusterName,
     region,
+    clusterRegion,
     iamPath,
     namePrefix,
     permissionsBoundary: boundary,

@@ -14,10 +14,11 @@ import { type AwsClients, createAwsClients } from './aws/clients.ts';
 import { withDefaults } from './aws/desired.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import type { ControllerConfig } from './config.ts';
+import type { ClusterState, ReconcileDeps } from './deps.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
 import { type ConditionView, createMetrics } from './metrics.ts';
-import { type ClusterState, type ReconcileDeps, reconcile } from './reconcile.ts';
+import { reconcile } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /**
@@ -68,15 +69,15 @@ export async function startController(opts: {
   const clientsByRegion = new Map<string, AwsClients>();
   // One set of buckets for the process: regional services per region, IAM for the account.
   const limiters = new RateLimiters(config.awsRateLimits);
+  // The cluster's region: DescribeCluster and access entries, whatever region a secret is in.
   const home = instrument(
-    createAwsClients({ region: config.region, ...(endpoint ? { endpoint } : {}), limiters }),
+    createAwsClients({ region: config.clusterRegion, ...(endpoint ? { endpoint } : {}), limiters }),
     metrics,
   );
-  clientsByRegion.set(config.region, home);
+  clientsByRegion.set(config.clusterRegion, home);
   const awsFor = (region: string): AwsClients => {
     let c = clientsByRegion.get(region);
     if (!c) {
-      // Access entries live with the cluster, whatever region the secret is in.
       c = {
         ...instrument(createAwsClients({ region, ...(endpoint ? { endpoint } : {}), limiters }), metrics),
         eks: home.eks,
@@ -95,6 +96,7 @@ export async function startController(opts: {
       account: accountId,
       identity: me.Arn,
       cluster: config.clusterName,
+      clusterRegion: config.clusterRegion,
       region: config.region,
       awsRateLimits: formatRateLimits(config.awsRateLimits),
     },
@@ -137,6 +139,7 @@ export async function startController(opts: {
     settings: withDefaults({
       clusterName: config.clusterName,
       region: config.region,
+      clusterRegion: config.clusterRegion,
       accountId,
       partition,
       iamPath: config.iamPath,

@@ -1,12 +1,13 @@
 // Names and ownership tags of everything provisioned for one SecretSync. Pure: the same SecretSync
-// always gets the same names, so a reconcile can find what an earlier pass (or an earlier controller
-// process) created without storing anything.
+// under the same settings always gets the same names. The identity of the cluster is its ARN: EKS
+// cluster names are unique per region only, while IAM is global, so two clusters called `prod` in two
+// regions of one account must never share (or claim) a role, a function or a rule.
 
 import { createHash } from 'node:crypto';
 
-/** The SecretSync a resource belongs to. `clusterName` is the EKS cluster the controller serves. */
+/** The SecretSync a resource belongs to. `clusterArn` is the EKS cluster the controller serves. */
 export interface OwnerRef {
-  clusterName: string;
+  clusterArn: string;
   namespace: string;
   name: string;
 }
@@ -75,12 +76,12 @@ export function resourceNames(owner: OwnerRef, options: NamingOptions = {}): Res
   };
 }
 
-// The hash covers cluster, namespace and name, so two clusters (or namespaces) sharing an account
-// never collide, and neither do two long names cut to the same readable part. The readable part
+// The hash covers the cluster ARN, namespace and name, so two clusters (or namespaces) sharing an
+// account never collide — same-named clusters in two regions included —, and neither do two long names cut to the same readable part. The readable part
 // only helps humans find things in the console; uniqueness comes from the hash alone.
 function stemOf(prefix: string, owner: OwnerRef): string {
   const hash = createHash('sha256')
-    .update(`${owner.clusterName}/${owner.namespace}/${owner.name}`)
+    .update(`${owner.clusterArn}/${owner.namespace}/${owner.name}`)
     .digest('hex')
     .slice(0, HASH_HEX);
   // Lambda function names allow no dots; namespaces and names are otherwise [a-z0-9-] already.
@@ -89,7 +90,27 @@ function stemOf(prefix: string, owner: OwnerRef): string {
   return `${readable.slice(0, room).replace(/-+$/, '')}-${hash}`;
 }
 
+/** The ARN of an EKS cluster: arn:<partition>:eks:<region>:<account>:cluster/<name>. */
+export function clusterArn(c: {
+  partition: string;
+  region: string;
+  accountId: string;
+  name: string;
+}): string {
+  return `arn:${c.partition}:eks:${c.region}:${c.accountId}:cluster/${c.name}`;
+}
+
+const CLUSTER_ARN = /^arn:([a-z-]+):eks:([a-z0-9-]+):(\d{12}):cluster\/(.+)$/;
+
+/** Region and name of a cluster ARN. */
+export function parseClusterArn(arn: string): { region: string; name: string } {
+  const m = CLUSTER_ARN.exec(arn);
+  if (!m) throw new Error(`not an EKS cluster ARN: ${arn}`);
+  return { region: m[2] as string, name: m[4] as string };
+}
+
 export const TAG = {
+  /** The EKS cluster's ARN. */
   cluster: 'secretsync.io/cluster',
   namespace: 'secretsync.io/namespace',
   name: 'secretsync.io/name',
@@ -101,7 +122,7 @@ export const MANAGED_BY = 'secretsync';
 
 export function ownershipTags(owner: Owner): Record<string, string> {
   return {
-    [TAG.cluster]: owner.clusterName,
+    [TAG.cluster]: owner.clusterArn,
     [TAG.namespace]: owner.namespace,
     [TAG.name]: owner.name,
     [TAG.uid]: owner.uid,
@@ -110,7 +131,7 @@ export function ownershipTags(owner: Owner): Record<string, string> {
 }
 
 /**
- * Whether a resource carrying `tags` belongs to this SecretSync: cluster, namespace and name must
+ * Whether a resource carrying `tags` belongs to this SecretSync: cluster ARN, namespace and name must
  * all match. The uid is deliberately not compared: a resource left by an earlier SecretSync of the
  * same namespace/name in the same cluster is adopted (and re-tagged with the new uid by the ensure's
  * tag diff). That SecretSync is gone — its finalizer only lets it go after cleanup, so a leftover
@@ -121,7 +142,7 @@ export function ownershipTags(owner: Owner): Record<string, string> {
 export function ownedBy(tags: Readonly<Record<string, string>> | undefined, owner: OwnerRef): boolean {
   if (tags === undefined) return false;
   return (
-    tags[TAG.cluster] === owner.clusterName &&
+    tags[TAG.cluster] === owner.clusterArn &&
     tags[TAG.namespace] === owner.namespace &&
     tags[TAG.name] === owner.name
   );

@@ -64,6 +64,17 @@ export interface SecretSyncStatusCondition {
   message: string;
 }
 
+export interface SecretSyncStatusResource {
+  /** What it is. The function's event invoke config and EventBridge permission, and the rule's target, go with the function and the rule. */
+  kind: "IAMRole" | "LogGroup" | "Function" | "EventRule" | "AccessEntry" | "Role" | "RoleBinding" | "Secret";
+  /** The ARN of an AWS resource (the principal ARN of an access entry); namespace/name of an in-cluster one. */
+  id: string;
+  /** AccessEntry only, the ARN of the EKS cluster that holds it. */
+  cluster?: string;
+  /** Secret only, the uid of the Secret when the controller created it. deletionPolicy Delete and a target rename delete only that Secret; a Secret that existed before has no uid here and is never deleted. */
+  uid?: string;
+}
+
 /** What the last successful sync changed, as counts of keys. */
 export interface SecretSyncStatusLastSyncChanges {
   /** Keys that were not in the Secret. */
@@ -84,10 +95,10 @@ export interface SecretSyncStatus {
   observedGeneration?: number;
   /** Ready (written by the controller: everything is provisioned and consistent) and Synced (written by the function: the outcome of its last run). */
   conditions?: SecretSyncStatusCondition[];
-  /** Name of the target Secret (spec.target.name or the SecretSync's name). */
+  /** Name of the target Secret (spec.target.name or the SecretSync's name) as of the last complete pass. */
   targetName?: string;
-  /** UID of the target Secret when the controller created it. deletionPolicy Delete and a target rename delete only that Secret (a Secret that existed before is never deleted). */
-  targetUid?: string;
+  /** What the controller provisioned for this SecretSync, each as the identity it was created with. Written before anything is created; teardown, and the clean-up after a change of the controller's region, IAM path or name prefix or of spec.target.name, delete exactly these (and only what carries this SecretSync's ownership), never names recomputed from today's settings. */
+  resources?: SecretSyncStatusResource[];
   /** Full ARN of the AWS secret, resolved from spec.source.secretId. */
   secretArn?: string;
   /** ARN of the function's IAM role. */

@@ -1,150 +1,136 @@
 // The EKS access entry that maps the function's role to the username the in-cluster RoleBinding
 // names. EKS binds an entry to the role's unique id (AROA…) when it is created, not to its ARN: a
 // role deleted and re-created under the same ARN no longer authenticates through the old entry. So
-// we record the role id in a tag and re-create the entry when the role id changed.
+// we record the role id in a tag and re-create the entry when the role id changed. Entries live in
+// the cluster's region, whatever region the secret is in.
 
 import {
   type AccessEntry,
   CreateAccessEntryCommand,
   DeleteAccessEntryCommand,
   DescribeAccessEntryCommand,
-  type EKSClient,
   TagResourceCommand,
   UntagResourceCommand,
   UpdateAccessEntryCommand,
 } from '@aws-sdk/client-eks';
-import { type OwnerRef, ownedBy } from '../naming.ts';
-import type { AwsClients } from './clients.ts';
+import { isNotFound } from '../errors.ts';
+import type { Manager } from '../manager.ts';
+import { ownedBy, parseClusterArn } from '../naming.ts';
+import type { AwsEnv } from './clients.ts';
 import type { DesiredAccessEntry } from './desired.ts';
-import { aws, isNotFound, NotOursError } from './errors.ts';
-import { diffTags } from './tags.ts';
+import { aws } from './errors.ts';
+import { sameSet } from './lambda-function.ts';
 
 export const ROLE_ID_TAG = 'secretsync.io/role-id';
 
-export interface AccessEntryResult {
-  arn: string;
-  changed: boolean;
+export interface AccessEntryId {
+  clusterArn: string;
+  principalArn: string;
 }
 
-const KIND = 'EKS access entry';
+function eksOf(env: AwsEnv, clusterArn: string) {
+  const { region, name } = parseClusterArn(clusterArn);
+  return { eks: env.clients(region).eks, clusterName: name };
+}
 
-/** `roleId` is the current RoleId of desired.principalArn (from ensureRole). */
-export async function ensureAccessEntry(
-  clients: Pick<AwsClients, 'eks'>,
-  desired: DesiredAccessEntry,
-  owner: OwnerRef,
-  roleId: string,
-): Promise<AccessEntryResult> {
-  const { eks } = clients;
-  const { clusterName, principalArn } = desired;
-  const ctx = (operation: string) => ({ operation, resource: principalArn });
-  const tags = { ...desired.tags, [ROLE_ID_TAG]: roleId };
-  const entry = await describeEntry(eks, clusterName, principalArn);
-  if (entry !== undefined && !ownedBy(entry.tags, owner))
-    throw new NotOursError(KIND, ctx('DescribeAccessEntry'));
-  // Neither the principal binding nor the type can be changed in place.
-  if (entry !== undefined && (entry.tags?.[ROLE_ID_TAG] !== roleId || entry.type !== desired.type)) {
-    await deleteEntry(eks, clusterName, principalArn);
-    return { arn: await createEntry(eks, desired, tags), changed: true };
-  }
-  if (entry === undefined) return { arn: await createEntry(eks, desired, tags), changed: true };
-
-  const arn = entry.accessEntryArn as string;
-  let changed = false;
-  if (
-    entry.username !== desired.username ||
-    !sameSet(entry.kubernetesGroups ?? [], desired.kubernetesGroups)
-  ) {
-    await aws(ctx('UpdateAccessEntry'), () =>
+export const accessEntryManager: Manager<AwsEnv, AccessEntryId, DesiredAccessEntry, AccessEntry> = {
+  title: 'EKS access entry',
+  recorded: {
+    kind: 'AccessEntry',
+    toRecord: (id) => ({ kind: 'AccessEntry', id: id.principalArn, cluster: id.clusterArn }),
+    fromRecord: (r) => ({ clusterArn: r.cluster ?? '', principalArn: r.id }),
+  },
+  id: (d) => ({ clusterArn: d.clusterArn, principalArn: d.principalArn }),
+  describe: (id) => id.principalArn,
+  async read(env, id) {
+    const { eks, clusterName } = eksOf(env, id.clusterArn);
+    const { principalArn } = id;
+    try {
+      const out = await aws({ operation: 'DescribeAccessEntry', resource: principalArn }, () =>
+        eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })),
+      );
+      return out.accessEntry;
+    } catch (err) {
+      // Also what a missing cluster answers; the reconcile checks the cluster with DescribeCluster first.
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  },
+  owned: (l, owner) => ownedBy(l.tags, owner),
+  // Neither the principal binding (the role id) nor the type can be changed in place.
+  replaceBecause(d, l) {
+    if (l.tags?.[ROLE_ID_TAG] !== d.tags[ROLE_ID_TAG]) return 'its role was re-created';
+    if (l.type !== d.type) return `its type is ${l.type}`;
+    return undefined;
+  },
+  async create(env, d) {
+    const { eks, clusterName } = eksOf(env, d.clusterArn);
+    const out = await aws({ operation: 'CreateAccessEntry', resource: d.principalArn }, () =>
       eks.send(
-        new UpdateAccessEntryCommand({
+        new CreateAccessEntryCommand({
           clusterName,
-          principalArn,
-          username: desired.username,
-          kubernetesGroups: desired.kubernetesGroups,
+          principalArn: d.principalArn,
+          username: d.username,
+          type: d.type,
+          kubernetesGroups: d.kubernetesGroups,
+          tags: d.tags,
         }),
       ),
     );
-    changed = true;
-  }
-  const diff = diffTags(tags, entry.tags);
-  if (Object.keys(diff.set).length > 0) {
-    await aws(ctx('TagResource'), () =>
-      eks.send(new TagResourceCommand({ resourceArn: arn, tags: diff.set })),
-    );
-    changed = true;
-  }
-  if (diff.remove.length > 0) {
-    await aws(ctx('UntagResource'), () =>
-      eks.send(new UntagResourceCommand({ resourceArn: arn, tagKeys: diff.remove })),
-    );
-    changed = true;
-  }
-  return { arn, changed };
-}
-
-export async function deleteAccessEntry(
-  clients: Pick<AwsClients, 'eks'>,
-  names: { clusterName: string; principalArn: string },
-  owner: OwnerRef,
-): Promise<{ gone: boolean }> {
-  const { eks } = clients;
-  const { clusterName, principalArn } = names;
-  const entry = await describeEntry(eks, clusterName, principalArn);
-  if (entry === undefined) return { gone: true };
-  if (!ownedBy(entry.tags, owner)) {
-    throw new NotOursError(KIND, { operation: 'DescribeAccessEntry', resource: principalArn });
-  }
-  await deleteEntry(eks, clusterName, principalArn);
-  return { gone: (await describeEntry(eks, clusterName, principalArn)) === undefined };
-}
-
-async function describeEntry(
-  eks: EKSClient,
-  clusterName: string,
-  principalArn: string,
-): Promise<AccessEntry | undefined> {
-  try {
-    const out = await aws({ operation: 'DescribeAccessEntry', resource: principalArn }, () =>
-      eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })),
+    return out.accessEntry ?? {};
+  },
+  diff: (d, l) =>
+    l.username !== d.username || !sameSet(l.kubernetesGroups ?? [], d.kubernetesGroups) ? ['mapping'] : [],
+  async update(env, d) {
+    const { eks, clusterName } = eksOf(env, d.clusterArn);
+    const out = await aws({ operation: 'UpdateAccessEntry', resource: d.principalArn }, () =>
+      eks.send(
+        new UpdateAccessEntryCommand({
+          clusterName,
+          principalArn: d.principalArn,
+          username: d.username,
+          kubernetesGroups: d.kubernetesGroups,
+        }),
+      ),
     );
     return out.accessEntry;
-  } catch (err) {
-    // Also what a missing cluster answers; the reconcile checks the cluster with DescribeCluster first.
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  },
+  tags: {
+    desired: (d) => d.tags,
+    of: (l) => l.tags,
+    async write(env, l, diff) {
+      const resourceArn = l.accessEntryArn as string;
+      const { eks } = eksOf(env, clusterArnOfEntry(resourceArn));
+      const ctx = (operation: string) => ({ operation, resource: l.principalArn });
+      if (Object.keys(diff.set).length > 0)
+        await aws(ctx('TagResource'), () =>
+          eks.send(new TagResourceCommand({ resourceArn, tags: diff.set })),
+        );
+      if (diff.remove.length > 0) {
+        await aws(ctx('UntagResource'), () =>
+          eks.send(new UntagResourceCommand({ resourceArn, tagKeys: diff.remove })),
+        );
+      }
+    },
+  },
+  async delete(env, _l, id) {
+    const { eks, clusterName } = eksOf(env, id.clusterArn);
+    const { principalArn } = id;
+    await aws({ operation: 'DeleteAccessEntry', resource: principalArn }, () =>
+      eks.send(new DeleteAccessEntryCommand({ clusterName, principalArn })),
+    );
+  },
+};
+
+/** arn:…:eks:<region>:<account>:access-entry/<cluster>/… → the cluster's ARN. */
+function clusterArnOfEntry(entryArn: string): string {
+  const [arn, partition, , region, account, resource = ''] = entryArn.split(':');
+  const cluster = resource.split('/')[1];
+  return `${arn}:${partition}:eks:${region}:${account}:cluster/${cluster}`;
 }
 
-async function createEntry(
-  eks: EKSClient,
-  desired: DesiredAccessEntry,
-  tags: Record<string, string>,
-): Promise<string> {
-  const out = await aws({ operation: 'CreateAccessEntry', resource: desired.principalArn }, () =>
-    eks.send(
-      new CreateAccessEntryCommand({
-        clusterName: desired.clusterName,
-        principalArn: desired.principalArn,
-        username: desired.username,
-        type: desired.type,
-        kubernetesGroups: desired.kubernetesGroups,
-        tags,
-      }),
-    ),
-  );
-  return out.accessEntry?.accessEntryArn as string;
-}
-
-async function deleteEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<void> {
-  await aws({ operation: 'DeleteAccessEntry', resource: principalArn }, () =>
-    eks.send(new DeleteAccessEntryCommand({ clusterName, principalArn })),
-  ).catch((err: unknown) => {
-    if (!isNotFound(err)) throw err;
-  });
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  const set = new Set(a);
-  return set.size === new Set(b).size && b.every((x) => set.has(x));
-}
+/** The desired entry bound to the role's current unique id (from the role's ensure). */
+export const withRoleId = (d: DesiredAccessEntry, roleId: string): DesiredAccessEntry => ({
+  ...d,
+  tags: { ...d.tags, [ROLE_ID_TAG]: roleId },
+});

@@ -19,6 +19,18 @@ export interface AwsClients {
   secretsManager: SecretsManagerClient;
 }
 
+/**
+ * What a manager gets: clients per region (function, rule and log group live with the secret,
+ * access entries with the cluster) and the home region, for global services (IAM).
+ */
+export interface AwsEnv {
+  home: string;
+  clients(region: string): AwsClients;
+}
+
+/** An AwsEnv over one set of clients (tests, and a single-region setup). */
+export const singleRegion = (clients: AwsClients, home: string): AwsEnv => ({ home, clients: () => clients });
+
 export interface AwsClientOptions {
   /** Region of the SecretSync's secret: function, rule and log group are created there too. */
   region: string;

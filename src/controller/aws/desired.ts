@@ -5,6 +5,7 @@
 import { DEFAULT_VERSION_STAGE, type SyncConfig, toEnv } from '../../lambda/config.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
 import {
+  clusterArn,
   DEFAULT_IAM_PATH,
   DEFAULT_PREFIX,
   type Owner,
@@ -22,10 +23,12 @@ export interface VpcSettings {
 }
 
 export interface ControllerSettings {
-  /** The EKS cluster this controller serves (DescribeCluster, access entries, ownership tags). */
+  /** The EKS cluster this controller serves (DescribeCluster, access entries, the function's token). */
   clusterName: string;
   /** Region used when a SecretSync names its secret by name and sets no spec.source.region. */
   region: string;
+  /** The cluster's region (default: `region`). With the name, account and partition: its ARN, our identity. */
+  clusterRegion?: string | undefined;
   accountId: string;
   partition: string;
   iamPath: string;
@@ -71,6 +74,15 @@ export function withDefaults(
   const defined = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
   return { ...SETTINGS_DEFAULTS, ...defined } as ControllerSettings;
 }
+
+/** The cluster's ARN: the identity in every name hash and ownership tag. */
+export const clusterArnOf = (s: ControllerSettings): string =>
+  clusterArn({
+    partition: s.partition,
+    region: s.clusterRegion ?? s.region,
+    accountId: s.accountId,
+    name: s.clusterName,
+  });
 
 /** The function bundle the controller image carries. */
 export interface FunctionCode {
@@ -136,11 +148,11 @@ export interface DesiredFunction {
   vpc: VpcSettings | undefined;
   code: FunctionCode;
   tags: Tags;
-  /** What Lambda does with an asynchronous invocation whose run failed (PutFunctionEventInvokeConfig). */
-  invokeConfig: DesiredInvokeConfig;
 }
 
+/** What Lambda does with an asynchronous invocation whose run failed (PutFunctionEventInvokeConfig). */
 export interface DesiredInvokeConfig {
+  functionArn: string;
   maximumRetryAttempts: number;
   maximumEventAgeInSeconds: number;
   onFailureDestination: string | undefined;
@@ -154,7 +166,7 @@ export interface DesiredTarget {
 }
 
 export interface DesiredPermission {
-  functionName: string;
+  functionArn: string;
   statementId: string;
   action: string;
   principal: string;
@@ -170,16 +182,15 @@ export interface DesiredRule {
   state: 'ENABLED' | 'DISABLED';
   tags: Tags;
   target: DesiredTarget;
-  permission: DesiredPermission;
 }
 
 export interface DesiredAccessEntry {
-  clusterName: string;
+  clusterArn: string;
   principalArn: string;
   username: string;
   type: 'STANDARD';
   kubernetesGroups: string[];
-  /** Ownership tags; the ensure adds `secretsync.io/role-id`. */
+  /** Ownership tags; the reconcile adds the role's id (access-entry.ts withRoleId). */
   tags: Tags;
 }
 
@@ -194,6 +205,8 @@ export interface DesiredState {
   role: DesiredRole;
   logGroup: DesiredLogGroup;
   function: DesiredFunction;
+  invokeConfig: DesiredInvokeConfig;
+  permission: DesiredPermission;
   rule: DesiredRule;
   accessEntry: DesiredAccessEntry;
 }
@@ -215,6 +228,19 @@ export function regionOf(sync: SecretSync, defaultRegion: string): string {
   return sync.spec.source.region ?? fromArn ?? defaultRegion;
 }
 
+/** The identities of one SecretSync's AWS resources under these settings, in the secret's region. */
+export function identitiesOf(settings: ControllerSettings, owner: Owner, region: string) {
+  const names = resourceNames(owner, { prefix: settings.namePrefix, iamPath: settings.iamPath });
+  const { accountId, partition } = settings;
+  return {
+    names,
+    roleArn: `arn:${partition}:iam::${accountId}:role${names.rolePath}${names.roleName}`,
+    functionArn: `arn:${partition}:lambda:${region}:${accountId}:function:${names.functionName}`,
+    ruleArn: `arn:${partition}:events:${region}:${accountId}:rule/${names.ruleName}`,
+    logGroupArn: `arn:${partition}:logs:${region}:${accountId}:log-group:${names.logGroupName}`,
+  };
+}
+
 export function desiredState(input: DesiredInput): DesiredState {
   const { sync, settings, code, cluster, secret } = input;
   const { namespace, name, uid } = sync.metadata;
@@ -224,15 +250,15 @@ export function desiredState(input: DesiredInput): DesiredState {
   const region = arnParts[2] as string;
   const { accountId, partition } = settings;
 
-  const owner: Owner = { clusterName: settings.clusterName, namespace, name, uid };
-  const names = resourceNames(owner, { prefix: settings.namePrefix, iamPath: settings.iamPath });
+  const owner: Owner = { clusterArn: clusterArnOf(settings), namespace, name, uid };
+  const { names, roleArn, functionArn, ruleArn, logGroupArn } = identitiesOf(settings, owner, region);
   const tags = ownershipTags(owner);
-  const description = `secretsync: ${namespace}/${name} in cluster ${settings.clusterName}`;
-
-  const roleArn = `arn:${partition}:iam::${accountId}:role${names.rolePath}${names.roleName}`;
-  const functionArn = `arn:${partition}:lambda:${region}:${accountId}:function:${names.functionName}`;
-  const ruleArn = `arn:${partition}:events:${region}:${accountId}:rule/${names.ruleName}`;
-  const logGroupArn = `arn:${partition}:logs:${region}:${accountId}:log-group:${names.logGroupName}`;
+  // Lambda descriptions stop at 256 characters.
+  const description =
+    `secretsync: ${namespace}/${name} in cluster ${settings.clusterName} (${settings.clusterRegion ?? settings.region})`.slice(
+      0,
+      256,
+    );
 
   const config: SyncConfig = {
     secretArn: secret.arn,
@@ -297,11 +323,20 @@ export function desiredState(input: DesiredInput): DesiredState {
       },
       code,
       tags,
-      invokeConfig: {
-        maximumRetryAttempts: settings.lambdaRetryAttempts,
-        maximumEventAgeInSeconds: settings.lambdaMaxEventAgeSeconds,
-        onFailureDestination: settings.onFailureDestination,
-      },
+    },
+    invokeConfig: {
+      functionArn,
+      maximumRetryAttempts: settings.lambdaRetryAttempts,
+      maximumEventAgeInSeconds: settings.lambdaMaxEventAgeSeconds,
+      onFailureDestination: settings.onFailureDestination,
+    },
+    permission: {
+      functionArn,
+      statementId: PERMISSION_STATEMENT_ID,
+      action: 'lambda:InvokeFunction',
+      principal: 'events.amazonaws.com',
+      sourceArn: ruleArn,
+      sourceAccount: accountId,
     },
     rule: {
       name: names.ruleName,
@@ -316,17 +351,9 @@ export function desiredState(input: DesiredInput): DesiredState {
         maximumRetryAttempts: settings.eventRetryAttempts,
         maximumEventAgeInSeconds: settings.eventMaxAgeSeconds,
       },
-      permission: {
-        functionName: names.functionName,
-        statementId: PERMISSION_STATEMENT_ID,
-        action: 'lambda:InvokeFunction',
-        principal: 'events.amazonaws.com',
-        sourceArn: ruleArn,
-        sourceAccount: accountId,
-      },
     },
     accessEntry: {
-      clusterName: settings.clusterName,
+      clusterArn: owner.clusterArn,
       principalArn: roleArn,
       username: names.eksUsername,
       type: 'STANDARD',

@@ -3,12 +3,10 @@
 // and never on `err.name`. Messages are AWS's (they name resources, never secret values: the
 // controller never reads one) prefixed with the operation and resource.
 
-export interface AwsCallContext {
-  /** SDK command name without "Command", e.g. GetRole. */
-  operation: string;
-  /** The name or ARN the call is about. */
-  resource?: string;
-}
+import { type CallContext, RetryLaterError } from '../errors.ts';
+
+/** SDK command name without "Command" (e.g. GetRole), and the name or ARN the call is about. */
+export type AwsCallContext = CallContext;
 
 /** Base of every translated error; `reason` is a stable CamelCase string for conditions and metrics. */
 export class AwsError extends Error {
@@ -52,36 +50,6 @@ export class ThrottledError extends AwsError {
   }
 }
 
-/**
- * A condition that passes by itself: requeue after `afterMs` (never sleep). Reasons:
- * IamPropagation, FunctionUpdating, ConcurrentModification, ResourceInUse, DeleteConflict.
- */
-export class RetryLaterError extends AwsError {
-  override readonly name = 'RetryLaterError';
-  readonly afterMs: number;
-  constructor(
-    reason: string,
-    message: string,
-    ctx: AwsCallContext,
-    options: { afterMs: number; code?: string; cause?: unknown },
-  ) {
-    super(reason, message, ctx, options);
-    this.afterMs = options.afterMs;
-  }
-}
-
-/** A resource with our name but without our ownership tags: left untouched; reason Conflict. */
-export class NotOursError extends AwsError {
-  override readonly name = 'NotOursError';
-  constructor(kind: string, ctx: AwsCallContext) {
-    super(
-      'Conflict',
-      `${kind} ${ctx.resource ?? ''} exists but is not tagged as this SecretSync's; refusing to modify or delete it`,
-      ctx,
-    );
-  }
-}
-
 /** AWS failed on its side (5xx). Retry with backoff. */
 export class AwsServerError extends AwsError {
   override readonly name = 'AwsServerError';
@@ -93,10 +61,6 @@ export class SecretNotFoundError extends AwsError {
   constructor(message: string, ctx: AwsCallContext, cause?: unknown) {
     super('SecretNotFound', message, ctx, { code: 'ResourceNotFoundException', cause });
   }
-}
-
-export function isNotFound(err: unknown): err is NotFoundError {
-  return err instanceof NotFoundError;
 }
 
 /** Whether the reconcile should requeue rather than report a hard failure. */

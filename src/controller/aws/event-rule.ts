@@ -1,6 +1,7 @@
-// The EventBridge rule for the one secret, its one target (the function) and the Lambda permission
-// that lets EventBridge invoke the function for this rule only. PutRule replaces the whole rule
-// (it would reset the description or state we left out), so it is sent complete, and only on drift.
+// The EventBridge rule for the one secret and its one target (the function). PutRule replaces the
+// whole rule (it would reset the description or state we left out), so it is sent complete, and
+// only on drift. The Lambda permission is ensured before the rule (lambda-permission.ts), so
+// EventBridge never delivers to a function that would refuse it.
 
 import {
   DeleteRuleCommand,
@@ -16,123 +17,128 @@ import {
   type Target,
   UntagResourceCommand,
 } from '@aws-sdk/client-eventbridge';
-import {
-  AddPermissionCommand,
-  GetPolicyCommand,
-  type LambdaClient,
-  RemovePermissionCommand,
-} from '@aws-sdk/client-lambda';
-import { type OwnerRef, ownedBy } from '../naming.ts';
-import type { AwsClients } from './clients.ts';
-import type { DesiredPermission, DesiredRule, DesiredTarget } from './desired.ts';
-import { AwsError, aws, isNotFound, NotOursError } from './errors.ts';
-import { canonicalJson, sameJson, samePolicy } from './policy.ts';
-import { diffTags, fromTagList, toTagList } from './tags.ts';
+import { isNotFound } from '../errors.ts';
+import type { Manager } from '../manager.ts';
+import { ownedBy } from '../naming.ts';
+import { nameOfArn, regionOfArn } from './arn.ts';
+import type { AwsEnv } from './clients.ts';
+import type { DesiredRule, DesiredTarget } from './desired.ts';
+import { AwsError, aws } from './errors.ts';
+import { canonicalJson, sameJson } from './policy.ts';
+import { fromTagList, type Tags, toTagList } from './tags.ts';
 
-export interface RuleResult {
-  arn: string;
-  changed: boolean;
+export interface LatestRule {
+  rule: DescribeRuleCommandOutput;
+  tags: Tags;
+  targets: Target[];
 }
 
-const KIND = 'EventBridge rule';
+const eventsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(arn)).events;
 
-/** Rule, then permission, then target: EventBridge never delivers to a function that would refuse it. */
-export async function ensureRule(
-  clients: Pick<AwsClients, 'events' | 'lambda'>,
-  desired: DesiredRule,
-  owner: OwnerRef,
-): Promise<RuleResult> {
-  const { events, lambda } = clients;
-  const Name = desired.name;
-  const ctx = (operation: string) => ({ operation, resource: Name });
-  const rule = await describeRule(events, Name);
-  let changed = false;
-  let arn = desired.arn;
-  if (rule === undefined) {
-    const out = await aws(ctx('PutRule'), () =>
-      events.send(new PutRuleCommand({ ...ruleInput(desired), Tags: toTagList(desired.tags) })),
-    );
-    arn = out.RuleArn ?? arn;
-    changed = true;
-  } else {
-    arn = rule.Arn ?? arn;
-    const tags = await listTags(events, arn, Name);
-    if (!ownedBy(tags, owner)) throw new NotOursError(KIND, ctx('ListTagsForResource'));
-    if (
-      !sameJson(rule.EventPattern ?? '', desired.eventPattern) ||
-      rule.State !== desired.state ||
-      (rule.Description ?? '') !== desired.description
-    ) {
-      await aws(ctx('PutRule'), () => events.send(new PutRuleCommand(ruleInput(desired))));
-      changed = true;
-    }
-    const diff = diffTags(desired.tags, tags);
-    if (Object.keys(diff.set).length > 0) {
-      const Tags = toTagList(diff.set);
-      await aws(ctx('TagResource'), () => events.send(new TagResourceCommand({ ResourceARN: arn, Tags })));
-      changed = true;
-    }
-    if (diff.remove.length > 0) {
-      const TagKeys = diff.remove;
-      await aws(ctx('UntagResource'), () =>
-        events.send(new UntagResourceCommand({ ResourceARN: arn, TagKeys })),
+export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
+  title: 'EventBridge rule',
+  recorded: {
+    kind: 'EventRule',
+    toRecord: (arn) => ({ kind: 'EventRule', id: arn }),
+    fromRecord: (r) => r.id,
+  },
+  id: (d) => d.arn,
+  describe: nameOfArn,
+  async read(env, arn) {
+    const events = eventsOf(env, arn);
+    const Name = nameOfArn(arn);
+    try {
+      const rule = await aws({ operation: 'DescribeRule', resource: Name }, () =>
+        events.send(new DescribeRuleCommand({ Name })),
       );
-      changed = true;
+      const tags = await aws({ operation: 'ListTagsForResource', resource: Name }, () =>
+        events.send(new ListTagsForResourceCommand({ ResourceARN: rule.Arn ?? arn })),
+      );
+      return { rule, tags: fromTagList(tags.Tags), targets: await listTargets(events, Name) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
-  }
-  if (await ensurePermission(lambda, desired.permission, desired.target.arn)) changed = true;
-  if (await ensureTarget(events, Name, desired.target)) changed = true;
-  return { arn, changed };
-}
-
-/** Removes the targets, then the rule. The Lambda permission is deleted with the function. */
-export async function deleteRule(
-  clients: Pick<AwsClients, 'events'>,
-  names: { ruleName: string },
-  owner: OwnerRef,
-): Promise<{ gone: boolean }> {
-  const { events } = clients;
-  const Name = names.ruleName;
-  const rule = await describeRule(events, Name);
-  if (rule === undefined) return { gone: true };
-  const tags = await listTags(events, rule.Arn ?? '', Name);
-  if (!ownedBy(tags, owner))
-    throw new NotOursError(KIND, { operation: 'ListTagsForResource', resource: Name });
-  // EventBridge refuses to delete a rule that still has targets.
-  const ids = (await listTargets(events, Name)).map((t) => t.Id as string);
-  if (ids.length > 0) await removeTargets(events, Name, ids);
-  await aws({ operation: 'DeleteRule', resource: Name }, () => events.send(new DeleteRuleCommand({ Name })));
-  return { gone: (await describeRule(events, Name)) === undefined };
-}
-
-function ruleInput(desired: DesiredRule) {
-  return {
-    Name: desired.name,
-    EventPattern: desired.eventPattern,
-    State: desired.state,
-    Description: desired.description,
-  };
-}
-
-async function describeRule(
-  events: EventBridgeClient,
-  Name: string,
-): Promise<DescribeRuleCommandOutput | undefined> {
-  try {
-    return await aws({ operation: 'DescribeRule', resource: Name }, () =>
-      events.send(new DescribeRuleCommand({ Name })),
+  },
+  owned: (l, owner) => ownedBy(l.tags, owner),
+  async create(env, d) {
+    const events = eventsOf(env, d.arn);
+    const out = await aws({ operation: 'PutRule', resource: d.name }, () =>
+      events.send(new PutRuleCommand({ ...ruleInput(d), Tags: toTagList(d.tags) })),
     );
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
+    await putTarget(events, d.name, d.target);
+    return {
+      rule: { ...ruleInput(d), Arn: out.RuleArn ?? d.arn, $metadata: {} },
+      tags: d.tags,
+      targets: [targetInput(d.target)],
+    };
+  },
+  diff(d, l) {
+    const fields: string[] = [];
+    if (
+      !sameJson(l.rule.EventPattern ?? '', d.eventPattern) ||
+      l.rule.State !== d.state ||
+      (l.rule.Description ?? '') !== d.description
+    )
+      fields.push('rule');
+    // PutTargets replaces the whole target, so a field someone added (an input transformer, a DLQ)
+    // counts as drift too: compare the complete target. The rule is ours, so other targets are drift.
+    const ours = l.targets.find((t) => t.Id === d.target.id);
+    if (
+      l.targets.length !== 1 ||
+      ours === undefined ||
+      canonicalJson(ours) !== canonicalJson(targetInput(d.target))
+    )
+      fields.push('target');
+    return fields;
+  },
+  async update(env, d, l, fields) {
+    const events = eventsOf(env, d.arn);
+    if (fields.includes('rule'))
+      await aws({ operation: 'PutRule', resource: d.name }, () =>
+        events.send(new PutRuleCommand(ruleInput(d))),
+      );
+    if (fields.includes('target')) {
+      const others = l.targets.filter((t) => t.Id !== d.target.id).map((t) => t.Id as string);
+      if (others.length > 0) await removeTargets(events, d.name, others);
+      const ours = l.targets.find((t) => t.Id === d.target.id);
+      if (ours === undefined || canonicalJson(ours) !== canonicalJson(targetInput(d.target)))
+        await putTarget(events, d.name, d.target);
+    }
+    return undefined;
+  },
+  tags: {
+    desired: (d) => d.tags,
+    of: (l) => l.tags,
+    async write(env, l, diff) {
+      const ResourceARN = l.rule.Arn as string;
+      const events = eventsOf(env, ResourceARN);
+      const ctx = (operation: string) => ({ operation, resource: l.rule.Name });
+      if (Object.keys(diff.set).length > 0) {
+        const Tags = toTagList(diff.set);
+        await aws(ctx('TagResource'), () => events.send(new TagResourceCommand({ ResourceARN, Tags })));
+      }
+      if (diff.remove.length > 0) {
+        await aws(ctx('UntagResource'), () =>
+          events.send(new UntagResourceCommand({ ResourceARN, TagKeys: diff.remove })),
+        );
+      }
+    },
+  },
+  async delete(env, l, arn) {
+    const events = eventsOf(env, arn);
+    const Name = nameOfArn(arn);
+    // EventBridge refuses to delete a rule that still has targets.
+    const ids = l.targets.map((t) => t.Id as string);
+    if (ids.length > 0) await removeTargets(events, Name, ids);
+    await aws({ operation: 'DeleteRule', resource: Name }, () =>
+      events.send(new DeleteRuleCommand({ Name })),
+    );
+  },
+};
 
-async function listTags(events: EventBridgeClient, ResourceARN: string, name: string) {
-  const out = await aws({ operation: 'ListTagsForResource', resource: name }, () =>
-    events.send(new ListTagsForResourceCommand({ ResourceARN })),
-  );
-  return fromTagList(out.Tags);
+function ruleInput(d: DesiredRule) {
+  return { Name: d.name, EventPattern: d.eventPattern, State: d.state, Description: d.description };
 }
 
 async function listTargets(events: EventBridgeClient, Rule: string): Promise<Target[]> {
@@ -148,42 +154,22 @@ async function listTargets(events: EventBridgeClient, Rule: string): Promise<Tar
   return targets;
 }
 
-function targetInput(desired: DesiredTarget): Target {
+function targetInput(d: DesiredTarget): Target {
   return {
-    Id: desired.id,
-    Arn: desired.arn,
+    Id: d.id,
+    Arn: d.arn,
     RetryPolicy: {
-      MaximumRetryAttempts: desired.maximumRetryAttempts,
-      MaximumEventAgeInSeconds: desired.maximumEventAgeInSeconds,
+      MaximumRetryAttempts: d.maximumRetryAttempts,
+      MaximumEventAgeInSeconds: d.maximumEventAgeInSeconds,
     },
   };
 }
 
-/** Our target exactly as desired, and no other: the rule is ours, so other targets are drift. */
-async function ensureTarget(
-  events: EventBridgeClient,
-  Rule: string,
-  desired: DesiredTarget,
-): Promise<boolean> {
-  const targets = await listTargets(events, Rule);
-  const wanted = targetInput(desired);
-  const others = targets.filter((t) => t.Id !== desired.id).map((t) => t.Id as string);
-  const ours = targets.find((t) => t.Id === desired.id);
-  let changed = false;
-  if (others.length > 0) {
-    await removeTargets(events, Rule, others);
-    changed = true;
-  }
-  // PutTargets replaces the whole target, so a field someone added (an input transformer, a DLQ)
-  // counts as drift too: compare the complete target.
-  if (ours === undefined || canonicalJson(ours) !== canonicalJson(wanted)) {
-    const out = await aws({ operation: 'PutTargets', resource: Rule }, () =>
-      events.send(new PutTargetsCommand({ Rule, Targets: [wanted] })),
-    );
-    failedEntries('PutTargets', Rule, out.FailedEntries);
-    changed = true;
-  }
-  return changed;
+async function putTarget(events: EventBridgeClient, Rule: string, d: DesiredTarget): Promise<void> {
+  const out = await aws({ operation: 'PutTargets', resource: Rule }, () =>
+    events.send(new PutTargetsCommand({ Rule, Targets: [targetInput(d)] })),
+  );
+  failedEntries('PutTargets', Rule, out.FailedEntries);
 }
 
 async function removeTargets(events: EventBridgeClient, Rule: string, Ids: string[]): Promise<void> {
@@ -209,72 +195,4 @@ function failedEntries(
     { operation, resource: rule },
     first.ErrorCode === undefined ? {} : { code: first.ErrorCode },
   );
-}
-
-/** The function's resource-policy statement as Lambda stores it after AddPermission. */
-function permissionStatement(desired: DesiredPermission, functionArn: string) {
-  return {
-    Sid: desired.statementId,
-    Effect: 'Allow',
-    Principal: { Service: desired.principal },
-    Action: desired.action,
-    Resource: functionArn,
-    Condition: {
-      StringEquals: { 'AWS:SourceAccount': desired.sourceAccount },
-      ArnLike: { 'AWS:SourceArn': desired.sourceArn },
-    },
-  };
-}
-
-/**
- * Our statement in the function's resource policy, added when missing and replaced (remove, add)
- * when it differs. Statements others added are not ours to judge and stay.
- */
-async function ensurePermission(
-  lambda: LambdaClient,
-  desired: DesiredPermission,
-  functionArn: string,
-): Promise<boolean> {
-  const FunctionName = desired.functionName;
-  const ctx = (operation: string) => ({ operation, resource: `${FunctionName}/${desired.statementId}` });
-  const current = await currentStatement(lambda, FunctionName, desired.statementId);
-  const wanted = permissionStatement(desired, functionArn);
-  if (current !== undefined && samePolicy({ Statement: [current] }, { Statement: [wanted] })) return false;
-  if (current !== undefined) {
-    await aws(ctx('RemovePermission'), () =>
-      lambda.send(new RemovePermissionCommand({ FunctionName, StatementId: desired.statementId })),
-    ).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
-  }
-  await aws(ctx('AddPermission'), () =>
-    lambda.send(
-      new AddPermissionCommand({
-        FunctionName,
-        StatementId: desired.statementId,
-        Action: desired.action,
-        Principal: desired.principal,
-        SourceArn: desired.sourceArn,
-        SourceAccount: desired.sourceAccount,
-      }),
-    ),
-  );
-  return true;
-}
-
-async function currentStatement(lambda: LambdaClient, FunctionName: string, sid: string): Promise<unknown> {
-  let policy: string | undefined;
-  try {
-    const out = await aws({ operation: 'GetPolicy', resource: FunctionName }, () =>
-      lambda.send(new GetPolicyCommand({ FunctionName })),
-    );
-    policy = out.Policy;
-  } catch (err) {
-    // A function without any resource policy answers ResourceNotFoundException.
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-  const doc = JSON.parse(policy ?? '{}') as { Statement?: unknown };
-  const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : [];
-  return statements.find((s: unknown) => (s as { Sid?: unknown }).Sid === sid);
 }

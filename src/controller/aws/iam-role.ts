@@ -21,205 +21,207 @@ import {
   UpdateAssumeRolePolicyCommand,
   UpdateRoleCommand,
 } from '@aws-sdk/client-iam';
-import { type OwnerRef, ownedBy } from '../naming.ts';
-import type { AwsClients } from './clients.ts';
+import { isNotFound, RetryLaterError } from '../errors.ts';
+import { ignoreNotFound, type Manager } from '../manager.ts';
+import { ownedBy } from '../naming.ts';
+import type { AwsEnv } from './clients.ts';
 import type { DesiredRole } from './desired.ts';
-import { aws, isNotFound, NotOursError, RetryLaterError } from './errors.ts';
+import { aws } from './errors.ts';
 import { samePolicy } from './policy.ts';
-import { diffTags, fromTagList, toTagList } from './tags.ts';
+import { fromTagList, toTagList } from './tags.ts';
 
-export interface RoleResult {
-  arn: string;
-  /** The role's unique id (AROA…): EKS binds the access entry to it, not to the ARN. */
-  roleId: string;
-  changed: boolean;
+export interface LatestRole {
+  role: Role;
+  /** Names of its inline policies. */
+  inline: string[];
+  /** ARNs of its attached managed policies. */
+  attached: string[];
 }
 
-const KIND = 'IAM role';
+/** A role ARN's name (the last path segment): IAM finds roles by name, whatever their path. */
+export const roleNameOf = (arn: string) => arn.slice(arn.lastIndexOf('/') + 1);
 
-export async function ensureRole(
-  clients: Pick<AwsClients, 'iam'>,
-  desired: DesiredRole,
-  owner: OwnerRef,
-): Promise<RoleResult> {
-  const { iam } = clients;
-  const role = await getRole(iam, desired.name);
-  if (role === undefined) return createRole(iam, desired);
-  if (!ownedBy(fromTagList(role.Tags), owner)) {
-    throw new NotOursError(KIND, { operation: 'GetRole', resource: desired.name });
-  }
-  // The path cannot be changed in place (the iamPath setting changed): re-create. The role id
-  // changes with it, which the access entry's ensure notices.
-  if (role.Path !== desired.path) {
-    await deleteOwnedRole(iam, desired.name);
-    return createRole(iam, desired);
-  }
+const iamOf = (env: AwsEnv) => env.clients(env.home).iam;
 
-  const ctx = (operation: string) => ({ operation, resource: desired.name });
-  const RoleName = desired.name;
-  let changed = false;
-  if (!samePolicy(role.AssumeRolePolicyDocument ?? '{}', desired.assumeRolePolicyDocument)) {
-    const PolicyDocument = desired.assumeRolePolicyDocument;
-    await aws(ctx('UpdateAssumeRolePolicy'), () =>
-      iam.send(new UpdateAssumeRolePolicyCommand({ RoleName, PolicyDocument })),
-    );
-    changed = true;
-  }
-  if ((role.Description ?? '') !== desired.description) {
-    await aws(ctx('UpdateRole'), () =>
-      iam.send(new UpdateRoleCommand({ RoleName, Description: desired.description })),
-    );
-    changed = true;
-  }
-  const boundary = role.PermissionsBoundary?.PermissionsBoundaryArn;
-  if (boundary !== desired.permissionsBoundaryArn) {
-    if (desired.permissionsBoundaryArn === undefined) {
-      await aws(ctx('DeleteRolePermissionsBoundary'), () =>
-        iam.send(new DeleteRolePermissionsBoundaryCommand({ RoleName })),
+export const roleManager: Manager<AwsEnv, string, DesiredRole, LatestRole> = {
+  title: 'IAM role',
+  recorded: {
+    kind: 'IAMRole',
+    toRecord: (arn) => ({ kind: 'IAMRole', id: arn }),
+    fromRecord: (r) => r.id,
+  },
+  id: (d) => d.arn,
+  describe: roleNameOf,
+  async read(env, arn) {
+    const iam = iamOf(env);
+    const RoleName = roleNameOf(arn);
+    let role: Role | undefined;
+    try {
+      const out = await aws({ operation: 'GetRole', resource: RoleName }, () =>
+        iam.send(new GetRoleCommand({ RoleName })),
       );
-    } else {
-      const PermissionsBoundary = desired.permissionsBoundaryArn;
-      await aws(ctx('PutRolePermissionsBoundary'), () =>
-        iam.send(new PutRolePermissionsBoundaryCommand({ RoleName, PermissionsBoundary })),
+      role = out.Role;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    if (!role) return undefined;
+    try {
+      return {
+        role,
+        inline: await listInlinePolicies(iam, RoleName),
+        attached: await listAttachedPolicies(iam, RoleName),
+      };
+    } catch (err) {
+      // Deleted between the calls.
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  },
+  // Role names are unique per account whatever the path: one found by name under another path is
+  // not the recorded role.
+  matches: (l, arn) => l.role.Arn === arn,
+  owned: (l, owner) => ownedBy(fromTagList(l.role.Tags), owner),
+  // The path cannot be changed in place (the iamPath setting changed). The role id changes with
+  // it, which the access entry notices.
+  replaceBecause: (d, l) =>
+    l.role.Path === d.path ? undefined : `its path is ${l.role.Path}, not ${d.path}`,
+  async create(env, d) {
+    const iam = iamOf(env);
+    const RoleName = d.name;
+    const out = await aws({ operation: 'CreateRole', resource: RoleName }, () =>
+      iam.send(
+        new CreateRoleCommand({
+          RoleName,
+          Path: d.path,
+          Description: d.description,
+          AssumeRolePolicyDocument: d.assumeRolePolicyDocument,
+          ...(d.permissionsBoundaryArn === undefined
+            ? {}
+            : { PermissionsBoundary: d.permissionsBoundaryArn }),
+          Tags: toTagList(d.tags),
+        }),
+      ),
+    );
+    try {
+      await putPolicy(iam, d);
+    } catch (err) {
+      // IAM is eventually consistent: a role created a moment ago may not be found yet. The next
+      // pass sees the role and puts the policy through the diff.
+      if (isNotFound(err)) {
+        throw new RetryLaterError(
+          'IamPropagation',
+          `role ${RoleName} created; its policy waits for IAM to propagate`,
+          { operation: 'PutRolePolicy', resource: RoleName },
+          { afterMs: 5_000, cause: err },
+        );
+      }
+      throw err;
+    }
+    return { role: out.Role ?? {}, inline: [d.inlinePolicyName], attached: [] } as LatestRole;
+  },
+  async diff(d, l, env) {
+    const fields: string[] = [];
+    const { role } = l;
+    if (!samePolicy(role.AssumeRolePolicyDocument ?? '{}', d.assumeRolePolicyDocument)) fields.push('trust');
+    if ((role.Description ?? '') !== d.description) fields.push('description');
+    if (role.PermissionsBoundary?.PermissionsBoundaryArn !== d.permissionsBoundaryArn)
+      fields.push('boundary');
+    if (l.inline.some((n) => n !== d.inlinePolicyName)) fields.push('otherInlinePolicies');
+    if (l.attached.length > 0) fields.push('attachedPolicies');
+    let current: string | undefined;
+    if (l.inline.includes(d.inlinePolicyName)) {
+      const iam = iamOf(env);
+      const out = await aws({ operation: 'GetRolePolicy', resource: d.name }, () =>
+        iam.send(new GetRolePolicyCommand({ RoleName: d.name, PolicyName: d.inlinePolicyName })),
+      );
+      current = out.PolicyDocument;
+    }
+    if (current === undefined || !samePolicy(current, d.inlinePolicyDocument)) fields.push('policy');
+    return fields;
+  },
+  async update(env, d, l, fields) {
+    const iam = iamOf(env);
+    const RoleName = d.name;
+    const ctx = (operation: string, resource = RoleName) => ({ operation, resource });
+    if (fields.includes('trust')) {
+      const PolicyDocument = d.assumeRolePolicyDocument;
+      await aws(ctx('UpdateAssumeRolePolicy'), () =>
+        iam.send(new UpdateAssumeRolePolicyCommand({ RoleName, PolicyDocument })),
       );
     }
-    changed = true;
-  }
-  const tags = diffTags(desired.tags, fromTagList(role.Tags));
-  if (Object.keys(tags.set).length > 0) {
-    await aws(ctx('TagRole'), () => iam.send(new TagRoleCommand({ RoleName, Tags: toTagList(tags.set) })));
-    changed = true;
-  }
-  if (tags.remove.length > 0) {
-    await aws(ctx('UntagRole'), () => iam.send(new UntagRoleCommand({ RoleName, TagKeys: tags.remove })));
-    changed = true;
-  }
-  if (await ensureOnlyOurPolicy(iam, desired)) changed = true;
-  return { arn: role.Arn as string, roleId: role.RoleId as string, changed };
-}
-
-/** Deletes the role when it is ours; `gone` only once GetRole says NoSuchEntity. */
-export async function deleteRole(
-  clients: Pick<AwsClients, 'iam'>,
-  names: { roleName: string },
-  owner: OwnerRef,
-): Promise<{ gone: boolean }> {
-  const { iam } = clients;
-  const role = await getRole(iam, names.roleName);
-  if (role === undefined) return { gone: true };
-  if (!ownedBy(fromTagList(role.Tags), owner)) {
-    throw new NotOursError(KIND, { operation: 'GetRole', resource: names.roleName });
-  }
-  await deleteOwnedRole(iam, names.roleName);
-  return { gone: (await getRole(iam, names.roleName)) === undefined };
-}
-
-async function getRole(iam: IAMClient, RoleName: string): Promise<Role | undefined> {
-  try {
-    const out = await aws({ operation: 'GetRole', resource: RoleName }, () =>
-      iam.send(new GetRoleCommand({ RoleName })),
-    );
-    return out.Role;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
-async function createRole(iam: IAMClient, desired: DesiredRole): Promise<RoleResult> {
-  const RoleName = desired.name;
-  const out = await aws({ operation: 'CreateRole', resource: RoleName }, () =>
-    iam.send(
-      new CreateRoleCommand({
-        RoleName,
-        Path: desired.path,
-        Description: desired.description,
-        AssumeRolePolicyDocument: desired.assumeRolePolicyDocument,
-        ...(desired.permissionsBoundaryArn === undefined
-          ? {}
-          : { PermissionsBoundary: desired.permissionsBoundaryArn }),
-        Tags: toTagList(desired.tags),
-      }),
-    ),
-  );
-  try {
-    await putPolicy(iam, desired);
-  } catch (err) {
-    // IAM is eventually consistent: a role created a moment ago may not be found yet. The next pass
-    // sees the role and puts the policy through the diff.
-    if (isNotFound(err)) {
-      throw new RetryLaterError(
-        'IamPropagation',
-        `role ${RoleName} created; its policy waits for IAM to propagate`,
-        {
-          operation: 'PutRolePolicy',
-          resource: RoleName,
-        },
-        { afterMs: 5_000, cause: err },
+    if (fields.includes('description')) {
+      await aws(ctx('UpdateRole'), () =>
+        iam.send(new UpdateRoleCommand({ RoleName, Description: d.description })),
       );
     }
-    throw err;
-  }
-  return { arn: out.Role?.Arn as string, roleId: out.Role?.RoleId as string, changed: true };
-}
+    if (fields.includes('boundary')) {
+      const PermissionsBoundary = d.permissionsBoundaryArn;
+      await (PermissionsBoundary === undefined
+        ? aws(ctx('DeleteRolePermissionsBoundary'), () =>
+            iam.send(new DeleteRolePermissionsBoundaryCommand({ RoleName })),
+          )
+        : aws(ctx('PutRolePermissionsBoundary'), () =>
+            iam.send(new PutRolePermissionsBoundaryCommand({ RoleName, PermissionsBoundary })),
+          ));
+    }
+    for (const PolicyName of l.inline.filter((n) => n !== d.inlinePolicyName)) {
+      await aws(ctx('DeleteRolePolicy', `${RoleName}/${PolicyName}`), () =>
+        iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })),
+      );
+    }
+    if (fields.includes('policy')) await putPolicy(iam, d);
+    for (const PolicyArn of l.attached) {
+      await aws(ctx('DetachRolePolicy', `${RoleName} ${PolicyArn}`), () =>
+        iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn })),
+      );
+    }
+    return undefined;
+  },
+  tags: {
+    desired: (d) => d.tags,
+    of: (l) => fromTagList(l.role.Tags),
+    async write(env, l, diff) {
+      const iam = iamOf(env);
+      const RoleName = l.role.RoleName as string;
+      if (Object.keys(diff.set).length > 0) {
+        const Tags = toTagList(diff.set);
+        await aws({ operation: 'TagRole', resource: RoleName }, () =>
+          iam.send(new TagRoleCommand({ RoleName, Tags })),
+        );
+      }
+      if (diff.remove.length > 0) {
+        await aws({ operation: 'UntagRole', resource: RoleName }, () =>
+          iam.send(new UntagRoleCommand({ RoleName, TagKeys: diff.remove })),
+        );
+      }
+    },
+  },
+  async delete(env, l) {
+    const iam = iamOf(env);
+    const RoleName = l.role.RoleName as string;
+    // IAM refuses to delete a role that still has policies (DeleteConflict).
+    for (const PolicyName of l.inline) {
+      await aws({ operation: 'DeleteRolePolicy', resource: `${RoleName}/${PolicyName}` }, () =>
+        iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })),
+      ).catch(ignoreNotFound);
+    }
+    for (const PolicyArn of l.attached) {
+      await aws({ operation: 'DetachRolePolicy', resource: `${RoleName} ${PolicyArn}` }, () =>
+        iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn })),
+      ).catch(ignoreNotFound);
+    }
+    await aws({ operation: 'DeleteRole', resource: RoleName }, () =>
+      iam.send(new DeleteRoleCommand({ RoleName })),
+    );
+  },
+};
 
-function putPolicy(iam: IAMClient, desired: DesiredRole) {
-  const input = {
-    RoleName: desired.name,
-    PolicyName: desired.inlinePolicyName,
-    PolicyDocument: desired.inlinePolicyDocument,
-  };
-  return aws({ operation: 'PutRolePolicy', resource: desired.name }, () =>
+function putPolicy(iam: IAMClient, d: DesiredRole) {
+  const input = { RoleName: d.name, PolicyName: d.inlinePolicyName, PolicyDocument: d.inlinePolicyDocument };
+  return aws({ operation: 'PutRolePolicy', resource: d.name }, () =>
     iam.send(new PutRolePolicyCommand(input)),
   );
-}
-
-/** Puts our inline policy when missing or different; removes every other inline or attached policy. */
-async function ensureOnlyOurPolicy(iam: IAMClient, desired: DesiredRole): Promise<boolean> {
-  const RoleName = desired.name;
-  let changed = false;
-  const inline = await listInlinePolicies(iam, RoleName);
-  for (const PolicyName of inline.filter((n) => n !== desired.inlinePolicyName)) {
-    await aws({ operation: 'DeleteRolePolicy', resource: `${RoleName}/${PolicyName}` }, () =>
-      iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })),
-    );
-    changed = true;
-  }
-  let current: string | undefined;
-  if (inline.includes(desired.inlinePolicyName)) {
-    const out = await aws({ operation: 'GetRolePolicy', resource: RoleName }, () =>
-      iam.send(new GetRolePolicyCommand({ RoleName, PolicyName: desired.inlinePolicyName })),
-    );
-    current = out.PolicyDocument;
-  }
-  if (current === undefined || !samePolicy(current, desired.inlinePolicyDocument)) {
-    await putPolicy(iam, desired);
-    changed = true;
-  }
-  for (const PolicyArn of await listAttachedPolicies(iam, RoleName)) {
-    await aws({ operation: 'DetachRolePolicy', resource: `${RoleName} ${PolicyArn}` }, () =>
-      iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn })),
-    );
-    changed = true;
-  }
-  return changed;
-}
-
-async function deleteOwnedRole(iam: IAMClient, RoleName: string): Promise<void> {
-  // IAM refuses to delete a role that still has policies (DeleteConflict).
-  for (const PolicyName of await listInlinePolicies(iam, RoleName)) {
-    await aws({ operation: 'DeleteRolePolicy', resource: `${RoleName}/${PolicyName}` }, () =>
-      iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })),
-    ).catch(ignoreNotFound);
-  }
-  for (const PolicyArn of await listAttachedPolicies(iam, RoleName)) {
-    await aws({ operation: 'DetachRolePolicy', resource: `${RoleName} ${PolicyArn}` }, () =>
-      iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn })),
-    ).catch(ignoreNotFound);
-  }
-  await aws({ operation: 'DeleteRole', resource: RoleName }, () =>
-    iam.send(new DeleteRoleCommand({ RoleName })),
-  ).catch(ignoreNotFound);
 }
 
 function listInlinePolicies(iam: IAMClient, RoleName: string): Promise<string[]> {
@@ -239,8 +241,4 @@ function listAttachedPolicies(iam: IAMClient, RoleName: string): Promise<string[
     }
     return arns;
   });
-}
-
-function ignoreNotFound(err: unknown): void {
-  if (!isNotFound(err)) throw err;
 }

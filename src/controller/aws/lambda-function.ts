@@ -1,6 +1,9 @@
 // The sync function. Code is updated only when the bundle's SHA-256 differs from CodeSha256, the
 // configuration only in the fields that differ, so a steady state makes no writes and does not
-// bump LastModified. Lambda runs one update at a time: while one is in progress we requeue.
+// bump LastModified. Lambda runs one update at a time: while one is in progress the pass is retried.
+// Health is Lambda's State and LastUpdateStatus (docs: "Lambda function states"): a Failed function
+// must be deleted and created again; an Inactive one wakes when invoked; a failed update leaves the
+// previous configuration running, and is applied again.
 
 import {
   CreateFunctionCommand,
@@ -8,157 +11,166 @@ import {
   type FunctionConfiguration,
   GetFunctionCommand,
   type GetFunctionCommandOutput,
-  GetFunctionEventInvokeConfigCommand,
+  InvokeCommand,
   type LambdaClient,
-  PutFunctionEventInvokeConfigCommand,
   TagResourceCommand,
   UntagResourceCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
   type UpdateFunctionConfigurationCommandInput,
 } from '@aws-sdk/client-lambda';
-import { type OwnerRef, ownedBy } from '../naming.ts';
-import type { AwsClients } from './clients.ts';
+import { isNotFound, RetryLaterError } from '../errors.ts';
+import { type Health, type Manager, READY } from '../manager.ts';
+import { ownedBy } from '../naming.ts';
+import { nameOfArn, regionOfArn } from './arn.ts';
+import type { AwsEnv } from './clients.ts';
 import type { DesiredFunction } from './desired.ts';
-import { aws, isNotFound, NotOursError, RetryLaterError } from './errors.ts';
-import { diffTags } from './tags.ts';
+import { aws } from './errors.ts';
+import type { Tags } from './tags.ts';
 
-export interface FunctionResult {
-  arn: string;
-  changed: boolean;
-  /** Active with no update in progress: it can be invoked now. False right after a create or update. */
-  ready: boolean;
-  /** Created by this pass. */
-  created?: boolean;
+export interface LatestFunction {
+  config: FunctionConfiguration;
+  tags: Tags | undefined;
 }
 
-const KIND = 'Lambda function';
-const UPDATE_POLL_MS = 3_000;
+export const lambdaOf = (env: AwsEnv, arn: string): LambdaClient => env.clients(regionOfArn(arn)).lambda;
 
-export async function ensureFunction(
-  clients: Pick<AwsClients, 'lambda'>,
-  desired: DesiredFunction,
-  owner: OwnerRef,
-): Promise<FunctionResult> {
-  const { lambda } = clients;
-  const FunctionName = desired.name;
-  const ctx = (operation: string) => ({ operation, resource: FunctionName });
-  const current = await getFunction(lambda, FunctionName);
-  if (current === undefined) {
-    const created = await aws(ctx('CreateFunction'), () =>
-      lambda.send(new CreateFunctionCommand(createInput(desired))),
+export const functionManager: Manager<AwsEnv, string, DesiredFunction, LatestFunction> = {
+  title: 'Lambda function',
+  recorded: {
+    kind: 'Function',
+    toRecord: (arn) => ({ kind: 'Function', id: arn }),
+    fromRecord: (r) => r.id,
+  },
+  id: (d) => d.arn,
+  describe: nameOfArn,
+  async read(env, arn) {
+    const out = await getFunction(lambdaOf(env, arn), nameOfArn(arn));
+    return out?.Configuration ? { config: out.Configuration, tags: out.Tags } : undefined;
+  },
+  owned: (l, owner) => ownedBy(l.tags, owner),
+  async create(env, d) {
+    const config = await aws({ operation: 'CreateFunction', resource: d.name }, () =>
+      lambdaOf(env, d.arn).send(new CreateFunctionCommand(createInput(d))),
     );
-    return { arn: created.FunctionArn ?? desired.arn, changed: true, ready: isReady(created), created: true };
-  }
-  if (!ownedBy(current.Tags, owner)) throw new NotOursError(KIND, ctx('GetFunction'));
-  const config = current.Configuration ?? {};
-  const arn = config.FunctionArn ?? desired.arn;
-  if (!isReady(config)) throw updating(FunctionName, config);
+    return { config, tags: d.tags };
+  },
+  diff(d, l) {
+    const fields: string[] = [];
+    // A failed update left the previous configuration running: apply ours again, whole.
+    if (configurationDiff(d, l.config) !== undefined || l.config.LastUpdateStatus === 'Failed')
+      fields.push('configuration');
+    if (codeDiffers(d, l.config)) fields.push('code');
+    return fields;
+  },
+  async update(env, d, l, fields) {
+    const lambda = lambdaOf(env, d.arn);
+    const FunctionName = d.name;
+    let latest = l.config;
+    if (fields.includes('configuration')) {
+      const update = configurationDiff(d, l.config) ?? configurationOf(d);
+      latest = await aws({ operation: 'UpdateFunctionConfiguration', resource: FunctionName }, () =>
+        lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName, ...update })),
+      );
+    }
+    if (fields.includes('code')) {
+      // One update at a time: the code waits for the configuration update to finish (next pass).
+      if (healthOf(latest).state === 'busy') {
+        throw new RetryLaterError(
+          'FunctionUpdating',
+          `Lambda function ${FunctionName} has an update in progress; its code follows`,
+          { operation: 'UpdateFunctionCode', resource: FunctionName },
+          { afterMs: 3_000 },
+        );
+      }
+      latest = await aws({ operation: 'UpdateFunctionCode', resource: FunctionName }, () =>
+        lambda.send(
+          new UpdateFunctionCodeCommand({
+            FunctionName,
+            ZipFile: d.code.zip,
+            Architectures: [d.architecture],
+          }),
+        ),
+      );
+    }
+    return { config: latest, tags: l.tags };
+  },
+  tags: {
+    desired: (d) => d.tags,
+    of: (l) => l.tags,
+    async write(env, l, diff) {
+      const arn = l.config.FunctionArn as string;
+      const lambda = lambdaOf(env, arn);
+      const ctx = (operation: string) => ({ operation, resource: l.config.FunctionName });
+      if (Object.keys(diff.set).length > 0) {
+        await aws(ctx('TagResource'), () =>
+          lambda.send(new TagResourceCommand({ Resource: arn, Tags: diff.set })),
+        );
+      }
+      if (diff.remove.length > 0) {
+        await aws(ctx('UntagResource'), () =>
+          lambda.send(new UntagResourceCommand({ Resource: arn, TagKeys: diff.remove })),
+        );
+      }
+    },
+  },
+  health: (l) => healthOf(l.config),
+  // Its resource policy (the EventBridge permission) and event invoke config go with it.
+  async delete(env, _l, arn) {
+    const FunctionName = nameOfArn(arn);
+    await aws({ operation: 'DeleteFunction', resource: FunctionName }, () =>
+      lambdaOf(env, arn).send(new DeleteFunctionCommand({ FunctionName })),
+    );
+  },
+};
 
-  let changed = false;
-  const tags = diffTags(desired.tags, current.Tags);
-  if (Object.keys(tags.set).length > 0) {
-    await aws(ctx('TagResource'), () =>
-      lambda.send(new TagResourceCommand({ Resource: arn, Tags: tags.set })),
-    );
-    changed = true;
+export function healthOf(config: FunctionConfiguration): Health {
+  if (config.State === 'Pending') return { state: 'busy', message: 'is being created' };
+  if (config.State === 'Failed') {
+    return {
+      state: 'failed',
+      code: config.StateReasonCode ?? 'Failed',
+      message: config.StateReason ?? 'Lambda reports the function as Failed',
+      recreate: true,
+    };
   }
-  if (tags.remove.length > 0) {
-    await aws(ctx('UntagResource'), () =>
-      lambda.send(new UntagResourceCommand({ Resource: arn, TagKeys: tags.remove })),
-    );
-    changed = true;
+  if (config.State === 'Inactive') {
+    return {
+      state: 'inactive',
+      code: config.StateReasonCode ?? 'Idle',
+      message: config.StateReason ?? 'Lambda reclaimed its resources after a long idle time',
+    };
   }
-
-  let latest: FunctionConfiguration = config;
-  const update = configurationDiff(desired, config);
-  if (update !== undefined) {
-    latest = await aws(ctx('UpdateFunctionConfiguration'), () =>
-      lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName, ...update })),
-    );
-    changed = true;
+  if (config.LastUpdateStatus === 'InProgress')
+    return { state: 'busy', message: 'has an update in progress' };
+  if (config.LastUpdateStatus === 'Failed') {
+    return {
+      state: 'failed',
+      code: config.LastUpdateStatusReasonCode ?? 'UpdateFailed',
+      message: `its last update failed (${config.LastUpdateStatusReason ?? 'no reason given'}); the previous configuration still runs`,
+      recreate: false,
+    };
   }
-  if (codeDiffers(desired, config)) {
-    // One update at a time: the code waits for the configuration update to finish (next pass).
-    if (!isReady(latest)) throw updating(FunctionName, latest);
-    latest = await aws(ctx('UpdateFunctionCode'), () =>
-      lambda.send(
-        new UpdateFunctionCodeCommand({
-          FunctionName,
-          ZipFile: desired.code.zip,
-          Architectures: [desired.architecture],
-        }),
-      ),
-    );
-    changed = true;
-  }
-  return { arn, changed, ready: isReady(latest) };
+  return READY;
 }
 
 /**
- * Lambda's handling of an asynchronous invocation whose run failed: retries, how long it may wait
- * for them, where it goes after the last one. Read and compared first, so a steady state writes
- * nothing; written whole (Put replaces, so a field set by hand is reset to ours). Deleted with the
- * function.
+ * Wakes an Inactive function: Lambda restores it when it is invoked (the invocation itself may be
+ * refused while it does). The run, if any, is an ordinary sync.
  */
-export async function ensureInvokeConfig(
-  clients: Pick<AwsClients, 'lambda'>,
-  desired: DesiredFunction,
-  fn: { created?: boolean | undefined },
-): Promise<{ changed: boolean }> {
-  const { lambda } = clients;
-  const FunctionName = desired.name;
-  const want = desired.invokeConfig;
-  // A function created in this pass has none yet: no need to ask.
-  const current = fn.created
-    ? undefined
-    : await aws({ operation: 'GetFunctionEventInvokeConfig', resource: FunctionName }, () =>
-        lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName })),
-      ).catch((err: unknown) => {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      });
-  if (
-    current !== undefined &&
-    current.MaximumRetryAttempts === want.maximumRetryAttempts &&
-    current.MaximumEventAgeInSeconds === want.maximumEventAgeInSeconds &&
-    (current.DestinationConfig?.OnFailure?.Destination || undefined) === want.onFailureDestination &&
-    !current.DestinationConfig?.OnSuccess?.Destination
-  )
-    return { changed: false };
-  await aws({ operation: 'PutFunctionEventInvokeConfig', resource: FunctionName }, () =>
-    lambda.send(
-      new PutFunctionEventInvokeConfigCommand({
+export async function wakeFunction(env: AwsEnv, arn: string): Promise<void> {
+  const FunctionName = nameOfArn(arn);
+  await aws({ operation: 'Invoke', resource: FunctionName }, () =>
+    lambdaOf(env, arn).send(
+      new InvokeCommand({
         FunctionName,
-        MaximumRetryAttempts: want.maximumRetryAttempts,
-        MaximumEventAgeInSeconds: want.maximumEventAgeInSeconds,
-        DestinationConfig: want.onFailureDestination
-          ? { OnFailure: { Destination: want.onFailureDestination } }
-          : {},
+        InvocationType: 'Event',
+        Payload: Buffer.from(JSON.stringify({ trigger: 'wake' })),
       }),
     ),
-  );
-  return { changed: true };
-}
-
-/** Deletes the function (its resource policy, hence the EventBridge permission, goes with it). */
-export async function deleteFunction(
-  clients: Pick<AwsClients, 'lambda'>,
-  names: { functionName: string },
-  owner: OwnerRef,
-): Promise<{ gone: boolean }> {
-  const { lambda } = clients;
-  const FunctionName = names.functionName;
-  const current = await getFunction(lambda, FunctionName);
-  if (current === undefined) return { gone: true };
-  if (!ownedBy(current.Tags, owner))
-    throw new NotOursError(KIND, { operation: 'GetFunction', resource: FunctionName });
-  await aws({ operation: 'DeleteFunction', resource: FunctionName }, () =>
-    lambda.send(new DeleteFunctionCommand({ FunctionName })),
-  ).catch((err: unknown) => {
-    if (!isNotFound(err)) throw err;
+  ).catch(() => {
+    // Refused while it is restored: the next pass reads its state again.
   });
-  return { gone: (await getFunction(lambda, FunctionName)) === undefined };
 }
 
 async function getFunction(
@@ -175,24 +187,29 @@ async function getFunction(
   }
 }
 
-function createInput(desired: DesiredFunction) {
+function createInput(d: DesiredFunction) {
   return {
-    FunctionName: desired.name,
-    Role: desired.roleArn,
-    Runtime: desired.runtime as FunctionConfiguration['Runtime'],
-    Handler: desired.handler,
-    Description: desired.description,
-    Code: { ZipFile: desired.code.zip },
+    FunctionName: d.name,
+    Code: { ZipFile: d.code.zip },
     PackageType: 'Zip' as const,
-    Architectures: [desired.architecture],
-    MemorySize: desired.memoryMb,
-    Timeout: desired.timeoutSeconds,
-    Environment: { Variables: desired.environment },
-    ...(desired.vpc
-      ? { VpcConfig: { SubnetIds: desired.vpc.subnetIds, SecurityGroupIds: desired.vpc.securityGroupIds } }
-      : {}),
-    Tags: desired.tags,
+    Architectures: [d.architecture],
+    ...configurationOf(d),
+    Tags: d.tags,
     Publish: false,
+  };
+}
+
+/** Every field UpdateFunctionConfiguration takes that we manage. */
+function configurationOf(d: DesiredFunction) {
+  return {
+    Role: d.roleArn,
+    Runtime: d.runtime as FunctionConfiguration['Runtime'],
+    Handler: d.handler,
+    Description: d.description,
+    MemorySize: d.memoryMb,
+    Timeout: d.timeoutSeconds,
+    Environment: { Variables: d.environment },
+    ...(d.vpc ? { VpcConfig: { SubnetIds: d.vpc.subnetIds, SecurityGroupIds: d.vpc.securityGroupIds } } : {}),
   };
 }
 
@@ -230,48 +247,12 @@ function codeDiffers(desired: DesiredFunction, actual: FunctionConfiguration): b
   return actual.CodeSha256 !== desired.code.sha256 || architecture !== desired.architecture;
 }
 
-/**
- * Waits, within this pass, for a function just created or updated to become invocable: Lambda
- * takes a second or two (longer in a VPC). Cheaper than ending the pass and repeating every read
- * of the next one; gives up after `budgetMs` and lets the caller requeue.
- */
-export async function waitUntilReady(
-  clients: Pick<AwsClients, 'lambda'>,
-  functionName: string,
-  budgetMs: number,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
-): Promise<boolean> {
-  let waited = 0;
-  for (const delay of [500, 1_000, 1_500, 2_000, 3_000]) {
-    if (waited + delay > budgetMs) return false;
-    await sleep(delay);
-    waited += delay;
-    const current = await getFunction(clients.lambda, functionName);
-    if (current?.Configuration && isReady(current.Configuration)) return true;
-  }
-  return false;
-}
-
-function isReady(config: FunctionConfiguration): boolean {
-  return config.State !== 'Pending' && config.LastUpdateStatus !== 'InProgress';
-}
-
-function updating(FunctionName: string, config: FunctionConfiguration): RetryLaterError {
-  const what = config.State === 'Pending' ? 'is being created' : 'has an update in progress';
-  return new RetryLaterError(
-    'FunctionUpdating',
-    `Lambda function ${FunctionName} ${what}`,
-    { operation: 'GetFunction', resource: FunctionName },
-    { afterMs: UPDATE_POLL_MS },
-  );
-}
-
 function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
+export function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const set = new Set(a);
   return set.size === new Set(b).size && b.every((x) => set.has(x));
 }

@@ -12,80 +12,83 @@ import {
   TagResourceCommand,
   UntagResourceCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { type OwnerRef, ownedBy } from '../naming.ts';
-import type { AwsClients } from './clients.ts';
+import type { Manager } from '../manager.ts';
+import { ownedBy } from '../naming.ts';
+import { nameOfArn, regionOfArn } from './arn.ts';
+import type { AwsEnv } from './clients.ts';
 import type { DesiredLogGroup } from './desired.ts';
-import { aws, isNotFound, NotOursError } from './errors.ts';
-import { diffTags } from './tags.ts';
+import { aws } from './errors.ts';
+import type { Tags } from './tags.ts';
 
-export interface LogGroupResult {
+export interface LatestLogGroup {
+  group: LogGroup;
+  /** The tagging APIs' ARN (without DescribeLogGroups' `:*`). */
   arn: string;
-  changed: boolean;
+  tags: Tags;
 }
 
-const KIND = 'log group';
+const logsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(arn)).logs;
 
-export async function ensureLogGroup(
-  clients: Pick<AwsClients, 'logs'>,
-  desired: DesiredLogGroup,
-  owner: OwnerRef,
-): Promise<LogGroupResult> {
-  const { logs } = clients;
-  const logGroupName = desired.name;
-  const ctx = (operation: string) => ({ operation, resource: logGroupName });
-  const group = await findLogGroup(logs, logGroupName);
-  if (group === undefined) {
-    await aws(ctx('CreateLogGroup'), () =>
-      logs.send(new CreateLogGroupCommand({ logGroupName, tags: desired.tags })),
+export const logGroupManager: Manager<AwsEnv, string, DesiredLogGroup, LatestLogGroup> = {
+  title: 'log group',
+  recorded: {
+    kind: 'LogGroup',
+    toRecord: (arn) => ({ kind: 'LogGroup', id: arn }),
+    fromRecord: (r) => r.id,
+  },
+  id: (d) => d.arn,
+  describe: nameOfArn,
+  async read(env, arn) {
+    const logs = logsOf(env, arn);
+    const name = nameOfArn(arn);
+    const group = await findLogGroup(logs, name);
+    if (group === undefined) return undefined;
+    const out = await aws({ operation: 'ListTagsForResource', resource: name }, () =>
+      logs.send(new ListTagsForResourceCommand({ resourceArn: arn })),
     );
-    await putRetention(logs, desired);
-    return { arn: desired.arn, changed: true };
-  }
-  const arn = group.logGroupArn ?? desired.arn;
-  const tags = await listTags(logs, arn, logGroupName);
-  if (!ownedBy(tags, owner)) throw new NotOursError(KIND, ctx('ListTagsForResource'));
-
-  let changed = false;
-  if (group.retentionInDays !== desired.retentionDays) {
-    await putRetention(logs, desired);
-    changed = true;
-  }
-  const diff = diffTags(desired.tags, tags);
-  if (Object.keys(diff.set).length > 0) {
-    await aws(ctx('TagResource'), () =>
-      logs.send(new TagResourceCommand({ resourceArn: arn, tags: diff.set })),
+    return { group, arn, tags: out.tags ?? {} };
+  },
+  owned: (l, owner) => ownedBy(l.tags, owner),
+  async create(env, d) {
+    const logs = logsOf(env, d.arn);
+    const logGroupName = d.name;
+    await aws({ operation: 'CreateLogGroup', resource: logGroupName }, () =>
+      logs.send(new CreateLogGroupCommand({ logGroupName, tags: d.tags })),
     );
-    changed = true;
-  }
-  if (diff.remove.length > 0) {
-    await aws(ctx('UntagResource'), () =>
-      logs.send(new UntagResourceCommand({ resourceArn: arn, tagKeys: diff.remove })),
+    await putRetention(logs, d);
+    return { group: { logGroupName, retentionInDays: d.retentionDays }, arn: d.arn, tags: d.tags };
+  },
+  diff: (d, l) => (l.group.retentionInDays === d.retentionDays ? [] : ['retention']),
+  async update(env, d) {
+    await putRetention(logsOf(env, d.arn), d);
+    return undefined;
+  },
+  tags: {
+    desired: (d) => d.tags,
+    of: (l) => l.tags,
+    async write(env, l, diff) {
+      const logs = logsOf(env, l.arn);
+      const ctx = (operation: string) => ({ operation, resource: l.group.logGroupName });
+      if (Object.keys(diff.set).length > 0) {
+        await aws(ctx('TagResource'), () =>
+          logs.send(new TagResourceCommand({ resourceArn: l.arn, tags: diff.set })),
+        );
+      }
+      if (diff.remove.length > 0) {
+        await aws(ctx('UntagResource'), () =>
+          logs.send(new UntagResourceCommand({ resourceArn: l.arn, tagKeys: diff.remove })),
+        );
+      }
+    },
+  },
+  // Deletes the function's logs with it.
+  async delete(env, l) {
+    const logGroupName = l.group.logGroupName as string;
+    await aws({ operation: 'DeleteLogGroup', resource: logGroupName }, () =>
+      logsOf(env, l.arn).send(new DeleteLogGroupCommand({ logGroupName })),
     );
-    changed = true;
-  }
-  return { arn, changed };
-}
-
-/** Deletes the log group (and the function's logs with it) when it is ours. */
-export async function deleteLogGroup(
-  clients: Pick<AwsClients, 'logs'>,
-  names: { logGroupName: string },
-  owner: OwnerRef,
-): Promise<{ gone: boolean }> {
-  const { logs } = clients;
-  const { logGroupName } = names;
-  const group = await findLogGroup(logs, logGroupName);
-  if (group === undefined) return { gone: true };
-  const tags = await listTags(logs, group.logGroupArn ?? '', logGroupName);
-  if (!ownedBy(tags, owner))
-    throw new NotOursError(KIND, { operation: 'ListTagsForResource', resource: logGroupName });
-  await aws({ operation: 'DeleteLogGroup', resource: logGroupName }, () =>
-    logs.send(new DeleteLogGroupCommand({ logGroupName })),
-  ).catch((err: unknown) => {
-    if (!isNotFound(err)) throw err;
-  });
-  return { gone: (await findLogGroup(logs, logGroupName)) === undefined };
-}
+  },
+};
 
 // There is no "get one log group": DescribeLogGroups by prefix, then the exact name. Our names are
 // unique by their hash, so the first page holds it unless someone made many groups under it.
@@ -104,22 +107,8 @@ async function findLogGroup(logs: CloudWatchLogsClient, name: string): Promise<L
   return undefined;
 }
 
-async function listTags(
-  logs: CloudWatchLogsClient,
-  arn: string,
-  name: string,
-): Promise<Record<string, string>> {
-  const out = await aws({ operation: 'ListTagsForResource', resource: name }, () =>
-    logs.send(new ListTagsForResourceCommand({ resourceArn: arn })),
-  );
-  return out.tags ?? {};
-}
-
-function putRetention(logs: CloudWatchLogsClient, desired: DesiredLogGroup) {
-  const ctx = { operation: 'PutRetentionPolicy', resource: desired.name };
-  return aws(ctx, () =>
-    logs.send(
-      new PutRetentionPolicyCommand({ logGroupName: desired.name, retentionInDays: desired.retentionDays }),
-    ),
+function putRetention(logs: CloudWatchLogsClient, d: DesiredLogGroup) {
+  return aws({ operation: 'PutRetentionPolicy', resource: d.name }, () =>
+    logs.send(new PutRetentionPolicyCommand({ logGroupName: d.name, retentionInDays: d.retentionDays })),
   );
 }

@@ -2,7 +2,8 @@
 // desired state needs. Metadata only: the controller never calls GetSecretValue (DESIGN §1, §6).
 
 import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { aws, isNotFound, SecretNotFoundError } from './errors.ts';
+import { isNotFound } from '../errors.ts';
+import { aws, SecretNotFoundError } from './errors.ts';
 import { fromTagList, type Tags } from './tags.ts';
 
 export interface ResolvedSource {

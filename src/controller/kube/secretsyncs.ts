@@ -4,7 +4,10 @@ import type {
   SecretSyncStatus,
   SecretSyncStatusCondition,
 } from '../../shared/secretsync.generated.ts';
-import { applyOptions, CONTROLLER_FIELD_MANAGER, isNotFound } from './apply.ts';
+import { isNotFound } from '../errors.ts';
+import type { ResourceRecord } from '../manager.ts';
+import { applyOptions, CONTROLLER_FIELD_MANAGER } from './apply.ts';
+import { kube } from './errors.ts';
 
 export const FINALIZER = 'secretsync.io/cleanup';
 const API = { group: 'secretsync.io', version: 'v1alpha1', plural: 'secretsyncs' } as const;
@@ -15,7 +18,9 @@ export async function getSecretSync(
   name: string,
 ): Promise<SecretSync | undefined> {
   try {
-    return (await api.getNamespacedCustomObject({ ...API, namespace, name })) as SecretSync;
+    return (await kube({ operation: 'GET SecretSync', resource: `${namespace}/${name}` }, () =>
+      api.getNamespacedCustomObject({ ...API, namespace, name }),
+    )) as SecretSync;
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
@@ -29,24 +34,27 @@ export async function getSecretSync(
 export async function setFinalizer(api: CustomObjectsApi, ss: SecretSync, present: boolean): Promise<void> {
   const has = ss.metadata.finalizers?.includes(FINALIZER) ?? false;
   if (has === present) return;
-  await api.patchNamespacedCustomObject(
-    {
-      ...API,
-      namespace: ss.metadata.namespace,
-      name: ss.metadata.name,
-      body: {
-        apiVersion: ss.apiVersion,
-        kind: ss.kind,
-        metadata: {
-          name: ss.metadata.name,
-          namespace: ss.metadata.namespace,
-          finalizers: present ? [FINALIZER] : [],
+  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
+  await kube({ operation: 'APPLY SecretSync finalizer', resource }, () =>
+    api.patchNamespacedCustomObject(
+      {
+        ...API,
+        namespace: ss.metadata.namespace,
+        name: ss.metadata.name,
+        body: {
+          apiVersion: ss.apiVersion,
+          kind: ss.kind,
+          metadata: {
+            name: ss.metadata.name,
+            namespace: ss.metadata.namespace,
+            finalizers: present ? [FINALIZER] : [],
+          },
         },
+        fieldManager: CONTROLLER_FIELD_MANAGER,
+        force: true,
       },
-      fieldManager: CONTROLLER_FIELD_MANAGER,
-      force: true,
-    },
-    applyOptions,
+      applyOptions,
+    ),
   );
 }
 
@@ -55,7 +63,6 @@ export type ControllerStatus = Pick<
   SecretSyncStatus,
   | 'observedGeneration'
   | 'targetName'
-  | 'targetUid'
   | 'secretArn'
   | 'roleArn'
   | 'functionArn'
@@ -63,12 +70,15 @@ export type ControllerStatus = Pick<
   | 'accessEntryUsername'
   | 'lastInvokeTime'
   | 'lastForceSync'
-> & { ready: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string } };
+> & {
+  /** What was provisioned, as the identities it was created with (manager.ts ResourceRecord). */
+  resources: ResourceRecord[];
+  ready: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
+};
 
 const CONTROLLER_FIELDS = [
   'observedGeneration',
   'targetName',
-  'targetUid',
   'secretArn',
   'roleArn',
   'functionArn',
@@ -80,14 +90,19 @@ const CONTROLLER_FIELDS = [
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
+const sameRecords = (a: readonly ResourceRecord[] | undefined, b: readonly ResourceRecord[]) =>
+  JSON.stringify(a ?? []) === JSON.stringify(b);
+
 /**
  * Applies the Ready condition and our fields when they differ from what is there (status is
  * written once per pass, and not at all when nothing changed). Returns the Ready transition, if any.
+ * `readyGeneration` keeps the Ready condition's generation (a write that only records resources).
  */
 export async function applyStatus(
   api: CustomObjectsApi,
   ss: SecretSync,
   want: ControllerStatus,
+  readyGeneration = ss.metadata.generation,
 ): Promise<{ wrote: boolean; transition?: { from: string | undefined; to: string; reason: string } }> {
   const cur = ss.status ?? {};
   const prevReady = cur.conditions?.find((c) => c.type === 'Ready');
@@ -98,7 +113,7 @@ export async function applyStatus(
     message: want.ready.message,
     lastTransitionTime:
       prevReady && prevReady.status === want.ready.status ? prevReady.lastTransitionTime : now(),
-    ...(ss.metadata.generation !== undefined ? { observedGeneration: ss.metadata.generation } : {}),
+    ...(readyGeneration !== undefined ? { observedGeneration: readyGeneration } : {}),
   };
   const same =
     prevReady !== undefined &&
@@ -106,25 +121,29 @@ export async function applyStatus(
     prevReady.reason === ready.reason &&
     prevReady.message === ready.message &&
     prevReady.observedGeneration === ready.observedGeneration &&
-    CONTROLLER_FIELDS.every((f) => cur[f] === want[f]);
+    CONTROLLER_FIELDS.every((f) => cur[f] === want[f]) &&
+    sameRecords(cur.resources as ResourceRecord[] | undefined, want.resources);
   if (same) return { wrote: false };
-  const status: Record<string, unknown> = { conditions: [ready] };
+  const status: Record<string, unknown> = { conditions: [ready], resources: want.resources };
   for (const f of CONTROLLER_FIELDS) if (want[f] !== undefined) status[f] = want[f];
-  await api.patchNamespacedCustomObjectStatus(
-    {
-      ...API,
-      namespace: ss.metadata.namespace,
-      name: ss.metadata.name,
-      body: {
-        apiVersion: ss.apiVersion,
-        kind: ss.kind,
-        metadata: { name: ss.metadata.name, namespace: ss.metadata.namespace },
-        status,
+  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
+  await kube({ operation: 'APPLY SecretSync status', resource }, () =>
+    api.patchNamespacedCustomObjectStatus(
+      {
+        ...API,
+        namespace: ss.metadata.namespace,
+        name: ss.metadata.name,
+        body: {
+          apiVersion: ss.apiVersion,
+          kind: ss.kind,
+          metadata: { name: ss.metadata.name, namespace: ss.metadata.namespace },
+          status,
+        },
+        fieldManager: CONTROLLER_FIELD_MANAGER,
+        force: true,
       },
-      fieldManager: CONTROLLER_FIELD_MANAGER,
-      force: true,
-    },
-    applyOptions,
+      applyOptions,
+    ),
   );
   const changed = prevReady?.status !== ready.status || prevReady?.reason !== ready.reason;
   return {
@@ -147,26 +166,29 @@ export async function recordEvent(
   reportingInstance: string,
 ): Promise<void> {
   const t = new Date();
-  await api.createNamespacedEvent({
-    namespace: ss.metadata.namespace,
-    body: {
-      metadata: { generateName: `${ss.metadata.name}.`, namespace: ss.metadata.namespace },
-      involvedObject: {
-        apiVersion: ss.apiVersion,
-        kind: ss.kind,
-        name: ss.metadata.name,
-        namespace: ss.metadata.namespace,
-        ...(ss.metadata.uid ? { uid: ss.metadata.uid } : {}),
+  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
+  await kube({ operation: 'POST Event', resource }, () =>
+    api.createNamespacedEvent({
+      namespace: ss.metadata.namespace,
+      body: {
+        metadata: { generateName: `${ss.metadata.name}.`, namespace: ss.metadata.namespace },
+        involvedObject: {
+          apiVersion: ss.apiVersion,
+          kind: ss.kind,
+          name: ss.metadata.name,
+          namespace: ss.metadata.namespace,
+          ...(ss.metadata.uid ? { uid: ss.metadata.uid } : {}),
+        },
+        reason,
+        message: message.slice(0, 1024),
+        type,
+        firstTimestamp: t,
+        lastTimestamp: t,
+        count: 1,
+        source: { component: 'secretsync-controller' },
+        reportingComponent: 'secretsync.io/controller',
+        reportingInstance: reportingInstance.slice(0, 128),
       },
-      reason,
-      message: message.slice(0, 1024),
-      type,
-      firstTimestamp: t,
-      lastTimestamp: t,
-      count: 1,
-      source: { component: 'secretsync-controller' },
-      reportingComponent: 'secretsync.io/controller',
-      reportingInstance: reportingInstance.slice(0, 128),
-    },
-  });
+    }),
+  );
 }

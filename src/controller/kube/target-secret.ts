@@ -1,53 +1,88 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
-import { CONTROLLER_FIELD_MANAGER, httpStatus, isNotFound } from './apply.ts';
+// The target Secret. The controller makes sure it exists — RBAC cannot authorize `create` by name,
+// so the function could not — without ever reading it (it holds no `get` on Secrets): what it knows
+// of the Secret is its record in status (name and, when the controller created it, uid), which is
+// what `read` answers. A create that answers 409 means it exists and was not made by us; a Secret
+// is deleted only with its recorded uid as precondition, so a SecretSync never becomes a way to
+// delete a Secret its author could not. Typed Secrets are created with their required keys present
+// and empty, as the API server demands.
 
-/**
- * The controller makes sure the target Secret exists — RBAC cannot authorize `create` by name, so
- * the function could not — without ever reading it: a create that answers 409 means it is there.
- * Typed Secrets are created with their required keys present and empty, as the API server demands.
- */
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { NotOursError } from '../errors.ts';
+import type { Manager } from '../manager.ts';
+import { CONTROLLER_FIELD_MANAGER } from './apply.ts';
+import { describeChild, parseChildId } from './children.ts';
+import { AlreadyExistsError, KubeConflictError, kube } from './errors.ts';
+
 const REQUIRED_KEYS: Record<string, string[]> = {
   'kubernetes.io/tls': ['tls.crt', 'tls.key'],
   'kubernetes.io/basic-auth': ['username'],
 };
 
-/** 'created' (with the new Secret's uid) or 'exists'. */
-export async function ensureTargetSecret(
-  api: CoreV1Api,
-  t: { namespace: string; name: string; type: string; labels: Record<string, string> },
-): Promise<{ outcome: 'created'; uid: string | undefined } | { outcome: 'exists' }> {
-  const data = Object.fromEntries((REQUIRED_KEYS[t.type] ?? []).map((k) => [k, '']));
-  try {
-    const created = await api.createNamespacedSecret({
-      namespace: t.namespace,
-      body: { metadata: { name: t.name, labels: t.labels }, type: t.type, data },
-      fieldManager: CONTROLLER_FIELD_MANAGER,
-    });
-    return { outcome: 'created', uid: created.metadata?.uid };
-  } catch (err) {
-    if (httpStatus(err) === 409) return { outcome: 'exists' };
-    throw err;
-  }
+export interface TargetId {
+  namespace: string;
+  name: string;
+  /** Uid of the Secret the controller created; absent when it existed before. */
+  uid?: string | undefined;
+  /** Recorded, and not reported missing by the function since. */
+  known: boolean;
 }
 
-/**
- * Deletes the target Secret only if it is the one the controller created (uid precondition): a
- * SecretSync must not become a way to delete a Secret its author could not delete. Returns what happened.
- */
-export async function deleteTargetSecret(
-  api: CoreV1Api,
-  namespace: string,
-  name: string,
-  uid: string | undefined,
-): Promise<'deleted' | 'gone' | 'not-ours'> {
-  if (!uid) return 'not-ours';
-  try {
-    await api.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid } } });
-    return 'deleted';
-  } catch (err) {
-    if (isNotFound(err)) return 'gone';
-    // 409: the precondition failed — a different Secret of that name now; leave it.
-    if (httpStatus(err) === 409) return 'not-ours';
-    throw err;
-  }
+export interface DesiredTarget extends TargetId {
+  type: string;
+  labels: Record<string, string>;
 }
+
+export interface KnownTarget {
+  namespace: string;
+  name: string;
+  uid?: string | undefined;
+}
+
+export const targetSecretManager: Manager<{ core: CoreV1Api }, TargetId, DesiredTarget, KnownTarget> = {
+  title: 'Secret',
+  recorded: {
+    kind: 'Secret',
+    toRecord: (id) => ({ kind: 'Secret', id: describeChild(id), ...(id.uid ? { uid: id.uid } : {}) }),
+    fromRecord: (r) => ({ ...parseChildId(r.id), uid: r.uid, known: true }),
+  },
+  id: (d) => ({ namespace: d.namespace, name: d.name, uid: d.uid, known: d.known }),
+  describe: describeChild,
+  read: async (_env, id) => (id.known ? { namespace: id.namespace, name: id.name, uid: id.uid } : undefined),
+  async create(env, d) {
+    const data = Object.fromEntries((REQUIRED_KEYS[d.type] ?? []).map((k) => [k, '']));
+    try {
+      const created = await kube({ operation: 'POST Secret', resource: describeChild(d) }, () =>
+        env.core.createNamespacedSecret({
+          namespace: d.namespace,
+          body: { metadata: { name: d.name, labels: d.labels }, type: d.type, data },
+          fieldManager: CONTROLLER_FIELD_MANAGER,
+        }),
+      );
+      return { namespace: d.namespace, name: d.name, uid: created.metadata?.uid };
+    } catch (err) {
+      if (err instanceof AlreadyExistsError) return { namespace: d.namespace, name: d.name };
+      throw err;
+    }
+  },
+  // Its data is the function's to write.
+  diff: () => [],
+  update: async () => undefined,
+  async delete(env, l) {
+    if (!l.uid) throw new NotOursError('Secret', describeChild(l), 'existed before this SecretSync');
+    try {
+      await kube({ operation: 'DELETE Secret', resource: describeChild(l) }, () =>
+        env.core.deleteNamespacedSecret({
+          name: l.name,
+          namespace: l.namespace,
+          body: { preconditions: { uid: l.uid } },
+        }),
+      );
+    } catch (err) {
+      // The precondition failed: a different Secret of that name now; leave it.
+      if (err instanceof KubeConflictError)
+        throw new NotOursError('Secret', describeChild(l), 'is not the one this SecretSync created');
+      throw err;
+    }
+  },
+  deleteIsFinal: true,
+};

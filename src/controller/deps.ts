@@ -1,0 +1,32 @@
+import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { AwsClients } from './aws/clients.ts';
+import type { ControllerSettings, FunctionCode } from './aws/desired.ts';
+import type { Metrics } from './metrics.ts';
+import type { TenancyMode } from './tenancy.ts';
+
+/** What a pass works with; built once by controller.ts. */
+export interface ReconcileDeps {
+  kube: { custom: CustomObjectsApi; core: CoreV1Api; rbac: RbacAuthorizationV1Api };
+  /** Clients for a region; EKS always in the cluster's region. */
+  awsFor: (region: string) => AwsClients;
+  settings: ControllerSettings;
+  code: FunctionCode;
+  cluster: () => ClusterState;
+  tenancy: TenancyMode;
+  log: Logger;
+  metrics?: Metrics;
+  identity: string;
+  clusterRecheckMs: number;
+  now?: () => number;
+  /** How long a pass waits for a function it created or updated to become active (default 8 s). */
+  functionWaitMs?: number;
+}
+
+export interface ClusterState {
+  endpoint?: string;
+  certificateAuthorityData?: string;
+  authenticationMode?: string;
+  /** Set when DescribeCluster failed. */
+  error?: string;
+}

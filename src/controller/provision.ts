@@ -1,0 +1,232 @@
+// The ordered list of what a SecretSync gets, and the two walks over it: provisioning forward
+// (recording each identity in status before creating it), removal backward (from those records,
+// never from names recomputed with today's settings). A record that today's plan no longer has —
+// --region, --iam-path or --name-prefix changed, the target was renamed — is removed once its
+// successor is in place.
+
+import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { accessEntryManager, withRoleId } from './aws/access-entry.ts';
+import type { AwsEnv } from './aws/clients.ts';
+import type { DesiredState, identitiesOf } from './aws/desired.ts';
+import { ruleManager } from './aws/event-rule.ts';
+import { roleManager } from './aws/iam-role.ts';
+import { invokeConfigManager } from './aws/invoke-config.ts';
+import { functionManager, type LatestFunction } from './aws/lambda-function.ts';
+import { permissionManager } from './aws/lambda-permission.ts';
+import { logGroupManager } from './aws/log-group.ts';
+import { RetryLaterError } from './errors.ts';
+import { childLabels, ownerReference } from './kube/children.ts';
+import { type DesiredRole as DesiredKubeRole, roleManager as kubeRoleManager } from './kube/role.ts';
+import { type DesiredRoleBinding, roleBindingManager } from './kube/role-binding.ts';
+import { type DesiredTarget, targetSecretManager } from './kube/target-secret.ts';
+import {
+  type Ensured,
+  ensure,
+  type Manager,
+  RECORDED_KINDS,
+  type RecordedKind,
+  type Removal,
+  type ResourceRecord,
+  remove,
+} from './manager.ts';
+import type { Owner } from './naming.ts';
+
+export interface Envs {
+  aws: AwsEnv;
+  kube: { core: CoreV1Api; rbac: RbacAuthorizationV1Api };
+}
+
+/** Everything one SecretSync should have. */
+export interface Plan {
+  aws: DesiredState;
+  role: DesiredKubeRole;
+  binding: DesiredRoleBinding;
+  target: DesiredTarget;
+}
+
+/** The records of one SecretSync, keyed by kind and identity, in provisioning order. */
+export class Records {
+  #list: ResourceRecord[];
+  constructor(list: readonly ResourceRecord[] | undefined) {
+    this.#list = [...(list ?? [])];
+  }
+  static key = (r: ResourceRecord) => `${r.kind} ${r.cluster ?? ''} ${r.id}`;
+  get list(): ResourceRecord[] {
+    const order = (r: ResourceRecord) => RECORDED_KINDS.indexOf(r.kind);
+    return [...this.#list].sort((a, b) => order(a) - order(b));
+  }
+  has(r: ResourceRecord): boolean {
+    return this.#list.some((x) => Records.key(x) === Records.key(r));
+  }
+  find(kind: RecordedKind, id: string): ResourceRecord | undefined {
+    return this.#list.find((x) => x.kind === kind && x.id === id);
+  }
+  /** Adds, or replaces the record of the same identity. */
+  put(r: ResourceRecord): void {
+    this.drop(r);
+    this.#list.push(r);
+  }
+  drop(r: ResourceRecord): void {
+    this.#list = this.#list.filter((x) => Records.key(x) !== Records.key(r));
+  }
+}
+
+const recordOf = <Env, I, D, L>(m: Manager<Env, I, D, L>, desired: D): ResourceRecord =>
+  (m.recorded as NonNullable<typeof m.recorded>).toRecord(m.id(desired));
+
+/** The records the plan's things will have (the target's uid is learnt when it is created). */
+export function plannedRecords(plan: Plan): ResourceRecord[] {
+  return [
+    recordOf(roleManager, plan.aws.role),
+    recordOf(logGroupManager, plan.aws.logGroup),
+    recordOf(functionManager, plan.aws.function),
+    recordOf(ruleManager, plan.aws.rule),
+    recordOf(accessEntryManager, plan.aws.accessEntry),
+    recordOf(kubeRoleManager, plan.role),
+    recordOf(roleBindingManager, plan.binding),
+    recordOf(targetSecretManager, { ...plan.target, uid: undefined }),
+  ];
+}
+
+export interface Provisioned {
+  roleArn: string;
+  fn: Ensured<LatestFunction>;
+  /** Something of the function's or the rule's was written (the function now does something else). */
+  functionOrRuleChanged: boolean;
+  ruleArn: string;
+  /** The target Secret was created by this pass. */
+  targetCreated: boolean;
+}
+
+/**
+ * Ensures everything, forward. The identities are written to status (`persist`) before the first
+ * create, so a crash after it leaves nothing teardown does not know of.
+ */
+export async function provision(
+  envs: Envs,
+  plan: Plan,
+  owner: Owner,
+  records: Records,
+  persist: () => Promise<void>,
+): Promise<Provisioned> {
+  const planned = plannedRecords(plan);
+  if (planned.some((r) => !records.has(r))) {
+    for (const r of planned) if (!records.has(r)) records.put(r);
+    await persist();
+  }
+  const role = await ensure(roleManager, envs.aws, plan.aws.role, owner);
+  await ensure(logGroupManager, envs.aws, plan.aws.logGroup, owner);
+  const fn = await ensure(functionManager, envs.aws, plan.aws.function, owner);
+  // A function created (or re-created) in this pass has neither: no need to ask.
+  const absent = { absent: fn.created };
+  await ensure(invokeConfigManager, envs.aws, plan.aws.invokeConfig, owner, absent);
+  await ensure(permissionManager, envs.aws, plan.aws.permission, owner, absent);
+  const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
+  const roleId = role.latest.role.RoleId as string;
+  await ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner);
+  await ensure(kubeRoleManager, envs.kube, plan.role, owner);
+  await ensure(roleBindingManager, envs.kube, plan.binding, owner);
+  const target = await ensure(targetSecretManager, envs.kube, plan.target, owner);
+  // Recorded at once: the uid is what makes the Secret ours to delete.
+  if (target.created) records.put(recordOf(targetSecretManager, { ...plan.target, uid: target.latest.uid }));
+  return {
+    roleArn: role.latest.role.Arn ?? plan.aws.role.arn,
+    fn,
+    functionOrRuleChanged: fn.changed || rule.changed,
+    ruleArn: rule.latest.rule.Arn ?? plan.aws.rule.arn,
+    targetCreated: target.created,
+  };
+}
+
+type Remover = (r: ResourceRecord, owner: Owner) => Promise<Removal>;
+
+/** One remover per recorded kind. */
+export function removers(envs: Envs): Record<RecordedKind, Remover> {
+  const of =
+    <Env, I, D, L>(m: Manager<Env, I, D, L>, env: Env): Remover =>
+    (r, owner) =>
+      remove(m, env, (m.recorded as NonNullable<typeof m.recorded>).fromRecord(r), owner);
+  return {
+    IAMRole: of(roleManager, envs.aws),
+    LogGroup: of(logGroupManager, envs.aws),
+    Function: of(functionManager, envs.aws),
+    EventRule: of(ruleManager, envs.aws),
+    AccessEntry: of(accessEntryManager, envs.aws),
+    Role: of(kubeRoleManager, envs.kube),
+    RoleBinding: of(roleBindingManager, envs.kube),
+    Secret: of(targetSecretManager, envs.kube),
+  };
+}
+
+/**
+ * Removes `which` in reverse provisioning order and drops the records of what is gone (or was never
+ * ours). Secrets are deleted only when `deleteTarget` (deletionPolicy Delete), otherwise just
+ * forgotten. True when nothing is left.
+ */
+export async function removeRecorded(
+  envs: Envs,
+  records: Records,
+  which: readonly ResourceRecord[],
+  owner: Owner,
+  opts: { deleteTarget: boolean; log: Logger },
+): Promise<boolean> {
+  const remover = removers(envs);
+  let allGone = true;
+  for (const kind of [...RECORDED_KINDS].reverse()) {
+    for (const r of which.filter((x) => x.kind === kind)) {
+      if (kind === 'Secret' && !opts.deleteTarget) {
+        records.drop(r);
+        continue;
+      }
+      let out: Removal;
+      try {
+        out = await remover[kind](r, owner);
+      } catch (err) {
+        if (!(err instanceof RetryLaterError)) throw err;
+        out = 'pending';
+      }
+      if (out === 'pending') allGone = false;
+      else records.drop(r);
+      if (out === 'not-ours') opts.log.info({ kind, id: r.id }, 'not ours; left in place');
+    }
+  }
+  return allGone;
+}
+
+/** The kube side of the plan: Role, RoleBinding and target, owned by the SecretSync. */
+export function kubePlan(
+  ss: { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid?: string } },
+  aws: DesiredState,
+  target: { name: string; type: string; uid: string | undefined; known: boolean },
+): Omit<Plan, 'aws'> {
+  const { namespace, name } = ss.metadata;
+  const meta = {
+    namespace,
+    name: aws.names.rbacName,
+    labels: childLabels(name),
+    owner: ownerReference({ apiVersion: ss.apiVersion, kind: ss.kind, name, uid: ss.metadata.uid ?? '' }),
+  };
+  return {
+    role: { ...meta, secretSyncName: name, targetName: target.name },
+    binding: { ...meta, roleName: aws.names.rbacName, username: aws.names.eksUsername },
+    target: { namespace, ...target, labels: childLabels(name) },
+  };
+}
+
+/**
+ * The records of what today's settings would name — for teardown when status lost its records
+ * (restored from a backup without status); harmless otherwise, as only what is ours is deleted.
+ */
+export function todaysRecords(ids: ReturnType<typeof identitiesOf>, clusterArn: string, namespace: string) {
+  const { names } = ids;
+  return [
+    { kind: 'IAMRole', id: ids.roleArn },
+    { kind: 'LogGroup', id: ids.logGroupArn },
+    { kind: 'Function', id: ids.functionArn },
+    { kind: 'EventRule', id: ids.ruleArn },
+    { kind: 'AccessEntry', id: ids.roleArn, cluster: clusterArn },
+    { kind: 'Role', id: `${namespace}/${names.rbacName}` },
+    { kind: 'RoleBinding', id: `${namespace}/${names.rbacName}` },
+  ] satisfies ResourceRecord[];
+}
