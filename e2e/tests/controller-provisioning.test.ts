@@ -46,6 +46,7 @@ import {
   resetAwsCalls,
   startControllerWith,
   type TestController,
+  testbedClusterArn,
 } from './controller-helpers.ts';
 import {
   applySecretSync,
@@ -196,7 +197,7 @@ describe('controller provisioning: apply → every resource exists with exactly 
     const roleArn = `arn:aws:iam::${account()}:role/secretsync/${stem}`;
     const functionArn = `arn:aws:lambda:${region()}:${account()}:function:${stem}`;
     const ruleArn = `arn:aws:events:${region()}:${account()}:rule/${stem}`;
-    const description = `secretsync: ${ns}/${name} in cluster ${bed().clusterName}`;
+    const description = `secretsync: ${ns}/${name} in cluster ${bed().clusterName} (${region()})`;
 
     // ── The first provisioning's AWS calls ──
     const table = tally(s.calls);
@@ -237,9 +238,9 @@ describe('controller provisioning: apply → every resource exists with exactly 
       'GetRole 404',
       'DescribeLogGroups 200', // no "get one": an empty list
       'GetFunction 404',
+      // Nothing to ask about the function's invoke config and permission: it was created this pass.
+      // The rule is created with its target (no ListTargetsByRule).
       'DescribeRule 400',
-      'GetPolicy 404',
-      'ListTargetsByRule 200',
       'DescribeAccessEntry 404',
     ]);
     // The controller never reads a secret value. The function makes no AWS call but GetSecretValue
@@ -531,7 +532,7 @@ describe('controller provisioning: apply → every resource exists with exactly 
 
 /** Every AWS resource of the kinds §4 provisions whose ownership tags name namespace/name — listed whole, filtered by tag. */
 async function everythingOwnedBy(o: { namespace: string; name: string }) {
-  const owner = { clusterName: bed().clusterName, ...o };
+  const owner = { clusterArn: testbedClusterArn(), ...o };
   const roles: string[] = [];
   for await (const page of paginateListRoles({ client: iam() }, {})) {
     for (const r of page.Roles ?? []) {

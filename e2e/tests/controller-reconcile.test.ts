@@ -260,7 +260,7 @@ describe('controller reconcile, called directly against a real API server and mo
       expect(writesOf((await pass(s.ns, s.name)).calls)).toEqual([]);
     });
 
-    it('RoleBinding deleted → re-applied, no AWS write', async () => {
+    it('RoleBinding deleted → created again, no AWS write', async () => {
       await rbac().deleteNamespacedRoleBinding({ name: s.names.rbacName, namespace: s.ns });
       const mark = auditEvents(username).length;
       const { calls } = await pass(s.ns, s.name);
@@ -272,7 +272,8 @@ describe('controller reconcile, called directly against a real API server and mo
         .slice(mark)
         .filter((e) => e.objectRef?.namespace === s.ns && !['get', 'list', 'watch'].includes(e.verb))
         .map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`);
-      expect(kubeWrites).toEqual([`patch rolebindings/${s.names.rbacName}`]);
+      // Created by POST (never applied over a same-named binding made meanwhile).
+      expect(kubeWrites).toEqual([`create rolebindings/${s.names.rbacName}`]);
     });
   });
 

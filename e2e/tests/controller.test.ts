@@ -119,7 +119,11 @@ describe('controller end to end: apply, change, delete', () => {
       deletionPolicy: 'Delete',
     });
     const ss = await waitReady(ns, 'grab');
-    expect(ss.status?.targetUid).toBeUndefined();
+    // Recorded without a uid: it existed before, so it is never ours to delete.
+    expect(ss.status?.resources?.find((r) => r.kind === 'Secret')).toEqual({
+      kind: 'Secret',
+      id: `${ns}/theirs`,
+    });
     await customObjects().deleteNamespacedCustomObject({ ...api, namespace: ns, name: 'grab' });
     await eventually('SecretSync gone', async () =>
       (await getSecretSync(ns, 'grab')) === undefined ? true : undefined,

@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
-import { withDefaults } from './aws/desired.ts';
+import { clusterArnOf, withDefaults } from './aws/desired.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import type { ControllerConfig } from './config.ts';
 import type { ClusterState, ReconcileDeps } from './deps.ts';
@@ -106,11 +106,43 @@ export async function startController(opts: {
   const zip = readFileSync(config.lambda.zipPath);
   const code = { zip, sha256: createHash('sha256').update(zip).digest('base64') };
 
+  const settings = withDefaults({
+    clusterName: config.clusterName,
+    region: config.region,
+    clusterRegion: config.clusterRegion,
+    accountId,
+    partition,
+    iamPath: config.iamPath,
+    namePrefix: config.namePrefix,
+    permissionsBoundaryArn: config.permissionsBoundary,
+    runtime: config.lambda.runtime,
+    architecture: config.lambda.architecture,
+    memoryMb: config.lambda.memoryMb,
+    timeoutSeconds: config.lambda.timeoutSeconds,
+    vpc:
+      config.lambda.subnetIds.length > 0
+        ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
+        : undefined,
+    logRetentionDays: config.lambda.logRetentionDays,
+    eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
+    eventRetryAttempts: config.lambda.retryAttempts,
+    lambdaRetryAttempts: config.lambda.invokeRetryAttempts,
+    lambdaMaxEventAgeSeconds: config.lambda.invokeMaxEventAgeSeconds,
+    onFailureDestination: config.lambda.onFailureDestination,
+  });
+
   let cluster: ClusterState = {};
   const checkCluster = async () => {
     try {
       const out = await home.eks.send(new DescribeClusterCommand({ name: config.clusterName }));
       const c = out.cluster;
+      // Our identity is computed from the settings (teardown needs it even while DescribeCluster
+      // fails); say so when EKS disagrees, which means --cluster-region or the account is wrong.
+      if (c?.arn && c.arn !== clusterArnOf(settings))
+        log.error(
+          { arn: c.arn, expected: clusterArnOf(settings) },
+          'DescribeCluster names another cluster ARN',
+        );
       cluster = {
         ...(c?.endpoint ? { endpoint: c.endpoint } : {}),
         ...(c?.certificateAuthority?.data ? { certificateAuthorityData: c.certificateAuthority.data } : {}),
@@ -136,30 +168,7 @@ export async function startController(opts: {
       rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     },
     awsFor,
-    settings: withDefaults({
-      clusterName: config.clusterName,
-      region: config.region,
-      clusterRegion: config.clusterRegion,
-      accountId,
-      partition,
-      iamPath: config.iamPath,
-      namePrefix: config.namePrefix,
-      permissionsBoundaryArn: config.permissionsBoundary,
-      runtime: config.lambda.runtime,
-      architecture: config.lambda.architecture,
-      memoryMb: config.lambda.memoryMb,
-      timeoutSeconds: config.lambda.timeoutSeconds,
-      vpc:
-        config.lambda.subnetIds.length > 0
-          ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
-          : undefined,
-      logRetentionDays: config.lambda.logRetentionDays,
-      eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
-      eventRetryAttempts: config.lambda.retryAttempts,
-      lambdaRetryAttempts: config.lambda.invokeRetryAttempts,
-      lambdaMaxEventAgeSeconds: config.lambda.invokeMaxEventAgeSeconds,
-      onFailureDestination: config.lambda.onFailureDestination,
-    }),
+    settings,
     code,
     cluster: () => cluster,
     tenancy: config.tenancy,

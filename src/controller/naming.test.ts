@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { isDns1123Subdomain } from '../lambda/config.ts';
-import { isOurTagKey, type Owner, ownedBy, ownershipTags, resourceNames, TAG } from './naming.ts';
+import {
+  clusterArn,
+  isOurTagKey,
+  type Owner,
+  ownedBy,
+  ownershipTags,
+  parseClusterArn,
+  resourceNames,
+  TAG,
+} from './naming.ts';
 
-const owner: Owner = { clusterName: 'prod-eu', namespace: 'payments', name: 'db-creds', uid: 'uid-1' };
+const PROD_EU = 'arn:aws:eks:eu-west-1:123456789012:cluster/prod-eu';
+// Same name, same account, another region: another cluster.
+const PROD_EU_IN_US = 'arn:aws:eks:us-east-1:123456789012:cluster/prod-eu';
+const owner: Owner = { clusterArn: PROD_EU, namespace: 'payments', name: 'db-creds', uid: 'uid-1' };
 const long63 = (c: string) => c.repeat(63);
 
 describe('resourceNames', () => {
@@ -25,10 +37,11 @@ describe('resourceNames', () => {
     expect(resourceNames({ ...owner })).toEqual(resourceNames(owner));
   });
 
-  it('never collides across clusters, namespaces, or namespace/name splits of the same text', () => {
+  it('never collides across clusters (same-named ones in two regions too), namespaces, or namespace/name splits of the same text', () => {
     const stems = [
       resourceNames(owner).stem,
-      resourceNames({ ...owner, clusterName: 'prod-us' }).stem,
+      resourceNames({ ...owner, clusterArn: 'arn:aws:eks:eu-west-1:123456789012:cluster/prod-us' }).stem,
+      resourceNames({ ...owner, clusterArn: PROD_EU_IN_US }).stem,
       resourceNames({ ...owner, namespace: 'billing' }).stem,
       // Same readable part "payments-db-creds", different owners.
       resourceNames({ ...owner, namespace: 'payments-db', name: 'creds' }).stem,
@@ -74,7 +87,7 @@ describe('resourceNames', () => {
 describe('ownership tags', () => {
   it('names cluster, namespace, name, uid and the manager', () => {
     expect(ownershipTags(owner)).toEqual({
-      'secretsync.io/cluster': 'prod-eu',
+      'secretsync.io/cluster': PROD_EU,
       'secretsync.io/namespace': 'payments',
       'secretsync.io/name': 'db-creds',
       'secretsync.io/uid': 'uid-1',
@@ -89,9 +102,14 @@ describe('ownership tags', () => {
     expect(ownedBy({ ...tags, extra: 'x' }, owner)).toBe(true);
   });
 
-  it('ownedBy refuses another cluster, namespace or name, and untagged resources', () => {
+  it('ownedBy refuses another cluster (a same-named one in another region too), namespace or name, and untagged resources', () => {
     const tags = ownershipTags(owner);
-    expect(ownedBy(tags, { ...owner, clusterName: 'prod-us' })).toBe(false);
+    expect(
+      ownedBy(tags, { ...owner, clusterArn: 'arn:aws:eks:eu-west-1:123456789012:cluster/prod-us' }),
+    ).toBe(false);
+    expect(ownedBy(tags, { ...owner, clusterArn: PROD_EU_IN_US })).toBe(false);
+    // Tags written before the cluster ARN was the identity named the cluster only: not ours.
+    expect(ownedBy({ ...tags, [TAG.cluster]: 'prod-eu' }, owner)).toBe(false);
     expect(ownedBy(tags, { ...owner, namespace: 'billing' })).toBe(false);
     expect(ownedBy(tags, { ...owner, name: 'other' })).toBe(false);
     const { [TAG.cluster]: _, ...withoutCluster } = tags;
@@ -105,5 +123,27 @@ describe('ownership tags', () => {
     expect(isOurTagKey('app.kubernetes.io/managed-by')).toBe(true);
     expect(isOurTagKey('app.kubernetes.io/name')).toBe(false);
     expect(isOurTagKey('aws:cloudformation:stack-name')).toBe(false);
+  });
+});
+
+describe('cluster ARN', () => {
+  it('builds and parses arn:<partition>:eks:<region>:<account>:cluster/<name>', () => {
+    const arn = clusterArn({
+      partition: 'aws',
+      region: 'eu-west-1',
+      accountId: '123456789012',
+      name: 'prod-eu',
+    });
+    expect(arn).toBe(PROD_EU);
+    expect(parseClusterArn(arn)).toEqual({ region: 'eu-west-1', name: 'prod-eu' });
+    expect(parseClusterArn('arn:aws-cn:eks:cn-north-1:123456789012:cluster/a/b')).toEqual({
+      region: 'cn-north-1',
+      name: 'a/b',
+    });
+  });
+
+  it('refuses what is not a cluster ARN', () => {
+    expect(() => parseClusterArn('prod-eu')).toThrow(/not an EKS cluster ARN/);
+    expect(() => parseClusterArn('arn:aws:iam::123456789012:role/x')).toThrow(/not an EKS cluster ARN/);
   });
 });

@@ -15,6 +15,7 @@ import { invokeConfigManager } from './aws/invoke-config.ts';
 import { functionManager, type LatestFunction } from './aws/lambda-function.ts';
 import { permissionManager } from './aws/lambda-permission.ts';
 import { logGroupManager } from './aws/log-group.ts';
+import { ruleTargetManager } from './aws/rule-target.ts';
 import { RetryLaterError } from './errors.ts';
 import { childLabels, ownerReference } from './kube/children.ts';
 import { type DesiredRole as DesiredKubeRole, roleManager as kubeRoleManager } from './kube/role.ts';
@@ -121,21 +122,25 @@ export async function provision(
   // A function created (or re-created) in this pass has neither: no need to ask.
   const absent = { absent: fn.created };
   await ensure(invokeConfigManager, envs.aws, plan.aws.invokeConfig, owner, absent);
-  await ensure(permissionManager, envs.aws, plan.aws.permission, owner, absent);
+  // Rule (ownership checked), then the permission for it, then the target: EventBridge is never
+  // allowed in for a rule that is not ours, and never delivers to a function that would refuse it.
   const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
+  const permission = await ensure(permissionManager, envs.aws, plan.aws.permission, owner, absent);
+  const target = { ...plan.aws.rule.target, ruleArn: plan.aws.rule.arn };
+  const routed = await ensure(ruleTargetManager, envs.aws, target, owner, { absent: rule.created });
   const roleId = role.latest.role.RoleId as string;
   await ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner);
   await ensure(kubeRoleManager, envs.kube, plan.role, owner);
   await ensure(roleBindingManager, envs.kube, plan.binding, owner);
-  const target = await ensure(targetSecretManager, envs.kube, plan.target, owner);
+  const secret = await ensure(targetSecretManager, envs.kube, plan.target, owner);
   // Recorded at once: the uid is what makes the Secret ours to delete.
-  if (target.created) records.put(recordOf(targetSecretManager, { ...plan.target, uid: target.latest.uid }));
+  if (secret.created) records.put(recordOf(targetSecretManager, { ...plan.target, uid: secret.latest.uid }));
   return {
     roleArn: role.latest.role.Arn ?? plan.aws.role.arn,
     fn,
-    functionOrRuleChanged: fn.changed || rule.changed,
+    functionOrRuleChanged: fn.changed || rule.changed || permission.changed || routed.changed,
     ruleArn: rule.latest.rule.Arn ?? plan.aws.rule.arn,
-    targetCreated: target.created,
+    targetCreated: secret.created,
   };
 }
 

@@ -157,8 +157,14 @@ function startPass(deps: ReconcileDeps, ss: SecretSync): Pass {
   };
   const region = regionOf(ss, deps.settings.region);
   const aws: AwsEnv = { home: deps.settings.region, clients: deps.awsFor };
-  const records = new Records(ss.status?.resources as ResourceRecord[] | undefined);
   const log = deps.log.child({ namespace, name });
+  // Status is writable by whoever may patch secretsyncs/status (the function, for its own): an
+  // in-cluster record naming another namespace was never ours to write, and is not acted on.
+  const inCluster = new Set(['Role', 'RoleBinding', 'Secret']);
+  const recorded = (ss.status?.resources ?? []) as ResourceRecord[];
+  const foreign = recorded.filter((r) => inCluster.has(r.kind) && !r.id.startsWith(`${namespace}/`));
+  if (foreign.length > 0) log.warn({ records: foreign }, 'ignoring status records outside the namespace');
+  const records = new Records(recorded.filter((r) => !foreign.includes(r)));
   const s = ss.status;
   const status: Pass['status'] = {
     observedGeneration: s?.observedGeneration,

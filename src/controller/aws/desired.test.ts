@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/config.ts';
 import { regionOf, SETTINGS_DEFAULTS, withDefaults } from './desired.ts';
-import { ACCOUNT, functionCode, sampleDesired, sampleSettings, sampleSync } from './test-support.ts';
+import {
+  ACCOUNT,
+  CLUSTER_ARN,
+  functionCode,
+  SAME_NAME_OTHER_REGION,
+  sampleDesired,
+  sampleSettings,
+  sampleSync,
+} from './test-support.ts';
 
 const SECRET = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:prod/payments/db-AbCdEf`;
 
@@ -104,7 +112,8 @@ describe('desiredState', () => {
   });
 
   it('sets Lambda retries and, when configured, lets the role send failed invocations to that one destination', () => {
-    expect(d.function.invokeConfig).toEqual({
+    expect(d.invokeConfig).toEqual({
+      functionArn: d.function.arn,
       maximumRetryAttempts: 2,
       maximumEventAgeInSeconds: 3600,
       onFailureDestination: undefined,
@@ -117,7 +126,7 @@ describe('desiredState', () => {
       [`arn:aws:lambda:us-east-1:${ACCOUNT}:function:on-failure`, 'lambda:InvokeFunction'],
     ]) {
       const withDest = sampleDesired({ settings: { onFailureDestination: arn, lambdaRetryAttempts: 0 } });
-      expect(withDest.function.invokeConfig).toMatchObject({
+      expect(withDest.invokeConfig).toMatchObject({
         maximumRetryAttempts: 0,
         onFailureDestination: arn,
       });
@@ -166,8 +175,8 @@ describe('desiredState', () => {
       maximumRetryAttempts: 20,
       maximumEventAgeInSeconds: 3600,
     });
-    expect(d.rule.permission).toEqual({
-      functionName: stem,
+    expect(d.permission).toEqual({
+      functionArn: d.function.arn,
       statementId: 'secretsync-events',
       action: 'lambda:InvokeFunction',
       principal: 'events.amazonaws.com',
@@ -178,7 +187,7 @@ describe('desiredState', () => {
 
   it('maps the role to the username with no groups in a STANDARD access entry', () => {
     expect(d.accessEntry).toEqual({
-      clusterName: 'prod-eu',
+      clusterArn: CLUSTER_ARN,
       principalArn: d.role.arn,
       username: 'secretsync:payments:db-creds',
       type: 'STANDARD',
@@ -189,13 +198,37 @@ describe('desiredState', () => {
 
   it('tags everything with the owner', () => {
     expect(d.role.tags).toEqual({
-      'secretsync.io/cluster': 'prod-eu',
+      'secretsync.io/cluster': CLUSTER_ARN,
       'secretsync.io/namespace': 'payments',
       'secretsync.io/name': 'db-creds',
       'secretsync.io/uid': 'uid-1',
       'app.kubernetes.io/managed-by': 'secretsync',
     });
     for (const tags of [d.logGroup.tags, d.function.tags, d.rule.tags]) expect(tags).toEqual(d.role.tags);
+  });
+
+  it('takes the cluster ARN as its identity: a same-named cluster in another region owns nothing of ours', () => {
+    expect(CLUSTER_ARN).toBe(`arn:aws:eks:us-east-1:${ACCOUNT}:cluster/prod-eu`);
+    expect(d.owner).toEqual({
+      clusterArn: CLUSTER_ARN,
+      namespace: 'payments',
+      name: 'db-creds',
+      uid: 'uid-1',
+    });
+    // --cluster-region names the cluster's region when the default region (for secrets) is another.
+    const there = sampleDesired({ settings: { clusterRegion: 'eu-west-1' } });
+    expect(there.owner.clusterArn).toBe(SAME_NAME_OTHER_REGION);
+    expect(SAME_NAME_OTHER_REGION).toBe(`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/prod-eu`);
+    expect(there.accessEntry.clusterArn).toBe(SAME_NAME_OTHER_REGION);
+    expect(there.role.tags['secretsync.io/cluster']).toBe(SAME_NAME_OTHER_REGION);
+    // Every name carries the identity's hash: nothing is shared, nothing can be claimed.
+    expect(there.names.stem).not.toBe(d.names.stem);
+    expect(there.role.arn).not.toBe(d.role.arn);
+    // The secret's region (where function, rule and log group live) is not the cluster's.
+    expect(there.region).toBe('us-east-1');
+    expect(there.function.environment[ENV.clusterName]).toBe('prod-eu');
+    expect(d.function.description).toBe('secretsync: payments/db-creds in cluster prod-eu (us-east-1)');
+    expect(there.function.description).toBe('secretsync: payments/db-creds in cluster prod-eu (eu-west-1)');
   });
 
   it('passes settings through: boundary, runtime, architecture, memory, timeout, retention, prefix, path', () => {

@@ -8,14 +8,13 @@ import {
   TooManyRequestsException,
 } from '@aws-sdk/client-lambda';
 import { describe, expect, it } from 'vitest';
+import { isNotFound, RetryLaterError } from '../errors.ts';
 import {
   AwsError,
   AwsServerError,
   aws,
-  isNotFound,
   isTransient,
   NotFoundError,
-  RetryLaterError,
   ThrottledError,
   translateAwsError,
 } from './errors.ts';

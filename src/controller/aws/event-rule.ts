@@ -1,7 +1,8 @@
-// The EventBridge rule for the one secret and its one target (the function). PutRule replaces the
-// whole rule (it would reset the description or state we left out), so it is sent complete, and
-// only on drift. The Lambda permission is ensured before the rule (lambda-permission.ts), so
-// EventBridge never delivers to a function that would refuse it.
+// The EventBridge rule for the one secret. PutRule replaces the whole rule (it would reset the
+// description or state we left out), so it is sent complete, and only on drift. Its one target (the
+// function, rule-target.ts) is ensured after the Lambda permission (lambda-permission.ts), which is
+// ensured after the rule: the permission is granted only for a rule that is ours, and EventBridge
+// never delivers to a function that would refuse it. Deleting the rule removes its targets first.
 
 import {
   DeleteRuleCommand,
@@ -11,7 +12,6 @@ import {
   ListTagsForResourceCommand,
   ListTargetsByRuleCommand,
   PutRuleCommand,
-  PutTargetsCommand,
   RemoveTargetsCommand,
   TagResourceCommand,
   type Target,
@@ -24,16 +24,15 @@ import { nameOfArn, regionOfArn } from './arn.ts';
 import type { AwsEnv } from './clients.ts';
 import type { DesiredRule, DesiredTarget } from './desired.ts';
 import { AwsError, aws } from './errors.ts';
-import { canonicalJson, sameJson } from './policy.ts';
+import { sameJson } from './policy.ts';
 import { fromTagList, type Tags, toTagList } from './tags.ts';
 
 export interface LatestRule {
   rule: DescribeRuleCommandOutput;
   tags: Tags;
-  targets: Target[];
 }
 
-const eventsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(arn)).events;
+export const eventsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(arn)).events;
 
 export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
   title: 'EventBridge rule',
@@ -54,7 +53,7 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
       const tags = await aws({ operation: 'ListTagsForResource', resource: Name }, () =>
         events.send(new ListTagsForResourceCommand({ ResourceARN: rule.Arn ?? arn })),
       );
-      return { rule, tags: fromTagList(tags.Tags), targets: await listTargets(events, Name) };
+      return { rule, tags: fromTagList(tags.Tags) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -66,45 +65,18 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
     const out = await aws({ operation: 'PutRule', resource: d.name }, () =>
       events.send(new PutRuleCommand({ ...ruleInput(d), Tags: toTagList(d.tags) })),
     );
-    await putTarget(events, d.name, d.target);
-    return {
-      rule: { ...ruleInput(d), Arn: out.RuleArn ?? d.arn, $metadata: {} },
-      tags: d.tags,
-      targets: [targetInput(d.target)],
-    };
+    return { rule: { ...ruleInput(d), Arn: out.RuleArn ?? d.arn, $metadata: {} }, tags: d.tags };
   },
-  diff(d, l) {
-    const fields: string[] = [];
-    if (
-      !sameJson(l.rule.EventPattern ?? '', d.eventPattern) ||
-      l.rule.State !== d.state ||
-      (l.rule.Description ?? '') !== d.description
-    )
-      fields.push('rule');
-    // PutTargets replaces the whole target, so a field someone added (an input transformer, a DLQ)
-    // counts as drift too: compare the complete target. The rule is ours, so other targets are drift.
-    const ours = l.targets.find((t) => t.Id === d.target.id);
-    if (
-      l.targets.length !== 1 ||
-      ours === undefined ||
-      canonicalJson(ours) !== canonicalJson(targetInput(d.target))
-    )
-      fields.push('target');
-    return fields;
-  },
-  async update(env, d, l, fields) {
-    const events = eventsOf(env, d.arn);
-    if (fields.includes('rule'))
-      await aws({ operation: 'PutRule', resource: d.name }, () =>
-        events.send(new PutRuleCommand(ruleInput(d))),
-      );
-    if (fields.includes('target')) {
-      const others = l.targets.filter((t) => t.Id !== d.target.id).map((t) => t.Id as string);
-      if (others.length > 0) await removeTargets(events, d.name, others);
-      const ours = l.targets.find((t) => t.Id === d.target.id);
-      if (ours === undefined || canonicalJson(ours) !== canonicalJson(targetInput(d.target)))
-        await putTarget(events, d.name, d.target);
-    }
+  diff: (d, l) =>
+    !sameJson(l.rule.EventPattern ?? '', d.eventPattern) ||
+    l.rule.State !== d.state ||
+    (l.rule.Description ?? '') !== d.description
+      ? ['rule']
+      : [],
+  async update(env, d) {
+    await aws({ operation: 'PutRule', resource: d.name }, () =>
+      eventsOf(env, d.arn).send(new PutRuleCommand(ruleInput(d))),
+    );
     return undefined;
   },
   tags: {
@@ -125,11 +97,11 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
       }
     },
   },
-  async delete(env, l, arn) {
+  async delete(env, _l, arn) {
     const events = eventsOf(env, arn);
     const Name = nameOfArn(arn);
     // EventBridge refuses to delete a rule that still has targets.
-    const ids = l.targets.map((t) => t.Id as string);
+    const ids = (await listTargets(events, Name)).map((t) => t.Id as string);
     if (ids.length > 0) await removeTargets(events, Name, ids);
     await aws({ operation: 'DeleteRule', resource: Name }, () =>
       events.send(new DeleteRuleCommand({ Name })),
@@ -141,7 +113,7 @@ function ruleInput(d: DesiredRule) {
   return { Name: d.name, EventPattern: d.eventPattern, State: d.state, Description: d.description };
 }
 
-async function listTargets(events: EventBridgeClient, Rule: string): Promise<Target[]> {
+export async function listTargets(events: EventBridgeClient, Rule: string): Promise<Target[]> {
   const targets: Target[] = [];
   let NextToken: string | undefined;
   do {
@@ -154,25 +126,7 @@ async function listTargets(events: EventBridgeClient, Rule: string): Promise<Tar
   return targets;
 }
 
-function targetInput(d: DesiredTarget): Target {
-  return {
-    Id: d.id,
-    Arn: d.arn,
-    RetryPolicy: {
-      MaximumRetryAttempts: d.maximumRetryAttempts,
-      MaximumEventAgeInSeconds: d.maximumEventAgeInSeconds,
-    },
-  };
-}
-
-async function putTarget(events: EventBridgeClient, Rule: string, d: DesiredTarget): Promise<void> {
-  const out = await aws({ operation: 'PutTargets', resource: Rule }, () =>
-    events.send(new PutTargetsCommand({ Rule, Targets: [targetInput(d)] })),
-  );
-  failedEntries('PutTargets', Rule, out.FailedEntries);
-}
-
-async function removeTargets(events: EventBridgeClient, Rule: string, Ids: string[]): Promise<void> {
+export async function removeTargets(events: EventBridgeClient, Rule: string, Ids: string[]): Promise<void> {
   const out = await aws({ operation: 'RemoveTargets', resource: Rule }, () =>
     events.send(new RemoveTargetsCommand({ Rule, Ids })),
   );
@@ -180,7 +134,7 @@ async function removeTargets(events: EventBridgeClient, Rule: string, Ids: strin
 }
 
 // PutTargets and RemoveTargets report per-entry failures in a successful (200) answer.
-function failedEntries(
+export function failedEntries(
   operation: string,
   rule: string,
   failed:

@@ -206,7 +206,7 @@ describe("a function's role, simulated", () => {
   it('writes only its own log group, and cannot create groups', async () => {
     const own = `${d.logGroup.arn}:log-stream:2026/01/01/[$LATEST]abc`;
     const group = resourceNames(
-      { clusterName: 'prod', namespace: 'payments', name: 'other' },
+      { clusterArn: d.owner.clusterArn, namespace: 'payments', name: 'other' },
       { prefix: 'secretsync' },
     ).logGroupName;
     const other = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${group}:log-stream:x`;
@@ -379,7 +379,7 @@ describe("the controller's identity policy, simulated", () => {
     decide(p, { action, resource, principal, ...(context ? { context } : {}) });
 
   const names = resourceNames(
-    { clusterName: 'prod', namespace: 'payments', name: 'db' },
+    { clusterArn: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/prod`, namespace: 'payments', name: 'db' },
     { prefix: 'secretsync' },
   );
   const role = `arn:aws:iam::${ACCOUNT}:role/secretsync/${names.roleName}`;

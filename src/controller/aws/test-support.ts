@@ -3,16 +3,20 @@
 // send, and a desired state for a sample SecretSync. Test-only; not imported by the controller.
 
 import { createHash } from 'node:crypto';
+import type { Interceptor } from '../../../e2e/testbed/aws-types.ts';
 import { makeZip, startTestAws, type TestAws } from '../../../e2e/testbed/test-front-door.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
-import { type AwsClients, createAwsClients } from './clients.ts';
+import { type Owner, ownershipTags } from '../naming.ts';
+import { type AwsClients, type AwsEnv, createAwsClients, singleRegion } from './clients.ts';
 import {
   type ControllerSettings,
+  clusterArnOf,
   type DesiredState,
   desiredState,
   type FunctionCode,
   withDefaults,
 } from './desired.ts';
+import type { Tags } from './tags.ts';
 
 export interface RecordedCall {
   command: string;
@@ -22,6 +26,8 @@ export interface RecordedCall {
 export interface MotoKit {
   aws: TestAws;
   clients: AwsClients;
+  /** What the managers take, over `clients`: every region is answered in the kit's own region. */
+  env: AwsEnv;
   calls: RecordedCall[];
   /** Names of the commands sent since the last reset, "Command" suffix dropped. */
   commands(): string[];
@@ -36,6 +42,7 @@ export const ACCOUNT = '123456789012';
 export async function startMotoKit(): Promise<MotoKit> {
   const aws = await startTestAws();
   const { url, region, credentials } = aws.endpoint;
+  aws.use(replacingInvokeConfigPut(aws.endpoint.motoUrl));
   const clients = createAwsClients({ region, endpoint: url, credentials, maxAttempts: 1 });
   const calls: RecordedCall[] = [];
   recordCalls(clients, calls);
@@ -43,6 +50,7 @@ export async function startMotoKit(): Promise<MotoKit> {
   return {
     aws,
     clients,
+    env: singleRegion(clients, region),
     calls,
     commands,
     mutations: () => commands().filter((c) => !/^(Get|Describe|List)/.test(c)),
@@ -50,6 +58,24 @@ export async function startMotoKit(): Promise<MotoKit> {
       calls.length = 0;
     },
     stop: () => aws.stop(),
+  };
+}
+
+/**
+ * moto (5.2.5) appends on PutFunctionEventInvokeConfig and GetFunctionEventInvokeConfig answers the
+ * first config ever put, so a second Put is invisible and no drift could be seen or repaired. Lambda's
+ * Put replaces the whole config: deleting moto's first makes it so.
+ */
+function replacingInvokeConfigPut(motoUrl: string): Interceptor {
+  return async (req) => {
+    if (req.service !== 'lambda' || req.method !== 'PUT' || !/\/event-invoke-config$/.test(req.path))
+      return undefined;
+    const auth = req.headers.authorization;
+    await fetch(`${motoUrl}${req.path}${req.query.size > 0 ? `?${req.query}` : ''}`, {
+      method: 'DELETE',
+      headers: auth === undefined ? {} : { authorization: auth },
+    });
+    return undefined;
   };
 }
 
@@ -102,6 +128,20 @@ export function sampleSync(overrides: { name?: string; uid?: string; suspend?: b
 export function sampleSettings(overrides: Partial<ControllerSettings> = {}): ControllerSettings {
   return withDefaults({ clusterName: 'prod-eu', region: 'us-east-1', accountId: ACCOUNT, ...overrides });
 }
+
+/** The identity of sampleSettings(): the EKS cluster's ARN (its region defaults to `region`). */
+export const CLUSTER_ARN = clusterArnOf(sampleSettings());
+/** A cluster of the same name and account in another region: another cluster, never ours. */
+export const SAME_NAME_OTHER_REGION = clusterArnOf(sampleSettings({ clusterRegion: 'eu-west-1' }));
+
+/** The same SecretSync (namespace, name, uid) as seen by the controller of another cluster. */
+export const inOtherCluster = (owner: Owner, clusterArn = SAME_NAME_OTHER_REGION): Owner => ({
+  ...owner,
+  clusterArn,
+});
+
+/** Ownership tags of that SecretSync in another cluster: what its controller would have written. */
+export const otherClusterTags = (owner: Owner): Tags => ownershipTags(inOtherCluster(owner));
 
 // Not a working CA; DescribeCluster's certificateAuthority.data is only passed through to the env.
 const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
