@@ -21,6 +21,7 @@ import type { AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
 import {
   AccessEntryStore,
   type ClusterOverride,
+  clusterKey,
   createEksInterceptor,
   RESERVED_USERNAME_PREFIXES,
 } from './eks-access-entries.ts';
@@ -148,14 +149,17 @@ beforeAll(async () => {
   ] as const) {
     await iam.send(new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: TRUST }));
   }
-  overrides[CLUSTER] = {
+  overrides[clusterKey(REGION, CLUSTER)] = {
     endpoint: 'https://127.0.0.1:6443',
     certificateAuthorityData: Buffer.from(
       '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n',
     ).toString('base64'),
     authenticationMode: 'API',
   };
-  overrides['legacy-cluster'] = { ...overrides[CLUSTER], authenticationMode: 'CONFIG_MAP' };
+  overrides[clusterKey(REGION, 'legacy-cluster')] = {
+    ...overrides[clusterKey(REGION, CLUSTER)]!,
+    authenticationMode: 'CONFIG_MAP',
+  };
   const interceptor = createEksInterceptor({
     motoUrl: moto.url,
     region: REGION,
@@ -329,18 +333,6 @@ describe('EKS access entries through @aws-sdk/client-eks', () => {
     expect(store.get(CLUSTER, principalArn)?.principalId).toBe(User?.UserId);
   });
 
-  it('answers access-entry calls for another region with InvalidRequestException', async () => {
-    const other = new EKSClient({
-      endpoint: frontDoor.url,
-      region: 'eu-west-1',
-      credentials: CREDENTIALS,
-      maxAttempts: 1,
-    });
-    const err = await failure(other.send(new ListAccessEntriesCommand({ clusterName: CLUSTER })));
-    expect(err).toMatchObject({ name: 'InvalidRequestException', status: 400 });
-    other.destroy();
-  });
-
   it('answers ResourceNotFoundException for an unknown cluster', async () => {
     const err = await failure(
       eks.send(
@@ -406,7 +398,7 @@ describe('EKS access entries through @aws-sdk/client-eks', () => {
     expect(cluster).toMatchObject({
       name: CLUSTER,
       endpoint: 'https://127.0.0.1:6443',
-      certificateAuthority: { data: overrides[CLUSTER]?.certificateAuthorityData },
+      certificateAuthority: { data: overrides[clusterKey(REGION, CLUSTER)]?.certificateAuthorityData },
       accessConfig: { authenticationMode: 'API' },
       status: 'ACTIVE',
     });
@@ -422,5 +414,103 @@ describe('EKS access entries through @aws-sdk/client-eks', () => {
     );
     await eks.send(new DeleteClusterCommand({ name: 'doomed-cluster' }));
     expect(store.list('doomed-cluster')).toEqual([]);
+  });
+});
+
+// Cluster names are unique per region only; the same name in another region is another cluster.
+describe('a cluster of the same name in another region', () => {
+  const OTHER = 'eu-west-1';
+  const arnC = roleArn('role-c');
+  let euEks: EKSClient;
+  beforeAll(() => {
+    euEks = new EKSClient({
+      endpoint: frontDoor.url,
+      region: OTHER,
+      credentials: CREDENTIALS,
+      maxAttempts: 1,
+    });
+  });
+  afterAll(() => euEks?.destroy());
+
+  it('does not exist there until it is created there', async () => {
+    const err = await failure(euEks.send(new ListAccessEntriesCommand({ clusterName: CLUSTER })));
+    expect(err).toMatchObject({ name: 'ResourceNotFoundException', status: 404 });
+    await new EKSClient({ endpoint: moto.url, region: OTHER, credentials: CREDENTIALS }).send(
+      new CreateClusterCommand({ name: CLUSTER, roleArn: roleArn('cluster-role'), resourcesVpcConfig: {} }),
+    );
+    expect((await euEks.send(new ListAccessEntriesCommand({ clusterName: CLUSTER }))).accessEntries).toEqual(
+      [],
+    );
+  });
+
+  it('keeps its own entries, with ARNs of its region', async () => {
+    const { accessEntry } = await euEks.send(
+      new CreateAccessEntryCommand({ clusterName: CLUSTER, principalArn: arnC, username: 'eu-user' }),
+    );
+    expect(accessEntry?.accessEntryArn).toMatch(
+      new RegExp(`^arn:aws:eks:${OTHER}:${ACCOUNT}:access-entry/${CLUSTER}/role/${ACCOUNT}/role-c/`),
+    );
+    expect((await euEks.send(new ListAccessEntriesCommand({ clusterName: CLUSTER }))).accessEntries).toEqual([
+      arnC,
+    ]);
+    const home = await eks.send(new ListAccessEntriesCommand({ clusterName: CLUSTER }));
+    expect(home.accessEntries).not.toContain(arnC);
+    expect(
+      await failure(eks.send(new DescribeAccessEntryCommand({ clusterName: CLUSTER, principalArn: arnC }))),
+    ).toMatchObject({ name: 'ResourceNotFoundException', status: 404 });
+    // The home region's entry for role-a is not visible from eu-west-1 either.
+    expect(
+      await failure(
+        euEks.send(
+          new DescribeAccessEntryCommand({
+            clusterName: CLUSTER,
+            principalArn: roleArn('role-a', '/secretsync/'),
+          }),
+        ),
+      ),
+    ).toMatchObject({ name: 'ResourceNotFoundException', status: 404 });
+    // Updates land on that region's entry only.
+    await euEks.send(
+      new UpdateAccessEntryCommand({ clusterName: CLUSTER, principalArn: arnC, kubernetesGroups: ['eu'] }),
+    );
+    expect(store.get(CLUSTER, arnC, OTHER)?.kubernetesGroups).toEqual(['eu']);
+    // Which one a name-only lookup means is now ambiguous: the store refuses to guess.
+    expect(() => store.get(CLUSTER, arnC)).toThrow(/several regions/);
+  });
+
+  it('tags an entry only in its own region', async () => {
+    const arn = store.get(CLUSTER, arnC, OTHER)?.accessEntryArn as string;
+    expect(
+      await failure(eks.send(new TagResourceCommand({ resourceArn: arn, tags: { a: '1' } }))),
+    ).toMatchObject({
+      name: 'NotFoundException',
+      status: 404,
+    });
+    await euEks.send(new TagResourceCommand({ resourceArn: arn, tags: { a: '1' } }));
+    expect((await euEks.send(new ListTagsForResourceCommand({ resourceArn: arn }))).tags).toEqual({ a: '1' });
+  });
+
+  it('patches DescribeCluster with its own override', async () => {
+    overrides[clusterKey(OTHER, CLUSTER)] = {
+      endpoint: 'https://127.0.0.1:7443',
+      certificateAuthorityData: Buffer.from('eu-ca').toString('base64'),
+      authenticationMode: 'API_AND_CONFIG_MAP',
+    };
+    expect((await euEks.send(new DescribeClusterCommand({ name: CLUSTER }))).cluster).toMatchObject({
+      endpoint: 'https://127.0.0.1:7443',
+      accessConfig: { authenticationMode: 'API_AND_CONFIG_MAP' },
+    });
+    expect((await eks.send(new DescribeClusterCommand({ name: CLUSTER }))).cluster?.endpoint).toBe(
+      'https://127.0.0.1:6443',
+    );
+  });
+
+  it('takes only its own entries along when deleted', async () => {
+    const before = store.list(CLUSTER, REGION).length;
+    expect(before).toBeGreaterThan(0);
+    await euEks.send(new DeleteClusterCommand({ name: CLUSTER }));
+    expect(store.list(CLUSTER, OTHER)).toEqual([]);
+    expect(store.list(CLUSTER, REGION)).toHaveLength(before);
+    expect(store.list(CLUSTER)).toHaveLength(before); // unambiguous again
   });
 });

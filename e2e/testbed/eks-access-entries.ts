@@ -10,6 +10,8 @@
  *   its assumed-role ARN (path dropped) with `{{SessionName}}`.
  * Also: DescribeCluster of a cluster in `clusterOverrides` is patched so the product reads the test bed's
  * real API server endpoint and CA.
+ * A cluster is a (region, name) pair, as in EKS: each request is answered in the region of its SigV4 scope,
+ * so `prod` in us-east-1 and `prod` in eu-west-1 have their own entries, entry ARNs and overrides.
  */
 import { randomUUID } from 'node:crypto';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
@@ -19,6 +21,8 @@ import type { AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
 export type PrincipalType = 'role' | 'user';
 
 export interface AccessEntry {
+  /** Cluster names are unique per region only: `prod` in us-east-1 and in eu-west-1 are two clusters. */
+  region: string;
   clusterName: string;
   principalArn: string;
   principalType: PrincipalType;
@@ -37,27 +41,42 @@ export interface AccessEntry {
   clientRequestToken?: string;
 }
 
-/** All access entries of the test bed, per cluster, in memory. */
+/**
+ * All access entries of the test bed, per cluster — (region, name) — in memory. Every method takes the
+ * region last; it may be left out while only one region has entries on a cluster of that name (what
+ * single-region tests do), and an ambiguous lookup throws rather than guess.
+ */
 export class AccessEntryStore {
   readonly #clusters = new Map<string, Map<string, AccessEntry>>();
 
-  get(clusterName: string, principalArn: string): AccessEntry | undefined {
-    return this.#clusters.get(clusterName)?.get(principalArn);
+  #entries(clusterName: string, region: string | undefined): Map<string, AccessEntry> | undefined {
+    if (region !== undefined) return this.#clusters.get(clusterKey(region, clusterName));
+    const found = [...this.#clusters].filter(([k, m]) => m.size > 0 && k.endsWith(`/${clusterName}`));
+    if (found.length > 1) {
+      const regions = found.map(([k]) => k.split('/')[0]).join(', ');
+      throw new Error(`clusters named ${clusterName} have entries in several regions (${regions}): name one`);
+    }
+    return found[0]?.[1];
+  }
+
+  get(clusterName: string, principalArn: string, region?: string): AccessEntry | undefined {
+    return this.#entries(clusterName, region)?.get(principalArn);
   }
   /** Sorted by principal ARN, so that paging is stable. */
-  list(clusterName: string): AccessEntry[] {
-    const entries = [...(this.#clusters.get(clusterName)?.values() ?? [])];
+  list(clusterName: string, region?: string): AccessEntry[] {
+    const entries = [...(this.#entries(clusterName, region)?.values() ?? [])];
     return entries.sort((a, b) => (a.principalArn < b.principalArn ? -1 : 1));
   }
   put(entry: AccessEntry): void {
-    const entries = this.#clusters.get(entry.clusterName) ?? new Map<string, AccessEntry>();
-    this.#clusters.set(entry.clusterName, entries.set(entry.principalArn, entry));
+    const key = clusterKey(entry.region, entry.clusterName);
+    const entries = this.#clusters.get(key) ?? new Map<string, AccessEntry>();
+    this.#clusters.set(key, entries.set(entry.principalArn, entry));
   }
-  delete(clusterName: string, principalArn: string): boolean {
-    return this.#clusters.get(clusterName)?.delete(principalArn) ?? false;
+  delete(clusterName: string, principalArn: string, region?: string): boolean {
+    return this.#entries(clusterName, region)?.delete(principalArn) ?? false;
   }
-  deleteCluster(clusterName: string): void {
-    this.#clusters.delete(clusterName);
+  deleteCluster(clusterName: string, region?: string): void {
+    this.#entries(clusterName, region)?.clear();
   }
   findByArn(accessEntryArn: string): AccessEntry | undefined {
     for (const entries of this.#clusters.values()) {
@@ -66,12 +85,15 @@ export class AccessEntryStore {
     return undefined;
   }
   /** How the authenticator finds an entry: by the caller's unique ID, as EKS does. */
-  findByPrincipalId(clusterName: string, principalId: string): AccessEntry | undefined {
-    for (const e of this.#clusters.get(clusterName)?.values() ?? [])
+  findByPrincipalId(clusterName: string, principalId: string, region?: string): AccessEntry | undefined {
+    for (const e of this.#entries(clusterName, region)?.values() ?? [])
       if (e.principalId === principalId) return e;
     return undefined;
   }
 }
+
+/** The key of a cluster in `clusterOverrides` (and in the store): names are unique per region only. */
+export const clusterKey = (region: string, clusterName: string): string => `${region}/${clusterName}`;
 
 export type AuthenticationMode = 'API' | 'API_AND_CONFIG_MAP' | 'CONFIG_MAP';
 
@@ -85,10 +107,14 @@ export interface ClusterOverride {
 
 export interface EksInterceptorOptions {
   motoUrl: string;
-  region: string;
+  /** Only for a request that names no region (unsigned); signed requests are answered in their own region. */
+  region?: string;
   accountId: string;
   store: AccessEntryStore;
-  /** Read on every request, so entries may be added after the interceptor is created. */
+  /**
+   * Keyed by clusterKey(region, name). Read on every request, so entries may be added after the
+   * interceptor is created.
+   */
   clusterOverrides?: Record<string, ClusterOverride>;
   /** Used to ask moto about clusters and principals; moto accepts any. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
@@ -114,16 +140,26 @@ const notFound = (m: string, c?: string) => new EksError('ResourceNotFoundExcept
 const invalidParameter = (m: string, c?: string) => new EksError('InvalidParameterException', 400, m, c);
 
 export function createEksInterceptor(options: EksInterceptorOptions): Interceptor {
-  const { motoUrl, region, accountId, store } = options;
+  const { motoUrl, accountId, store } = options;
   const now = options.now ?? (() => new Date());
   const credentials = options.credentials ?? { accessKeyId: 'AKIAEKSTESTBED000000', secretAccessKey: 'x' };
-  const eks = new EKSClient({ endpoint: motoUrl, region, credentials, maxAttempts: 1 });
-  const iam = new IAMClient({ endpoint: motoUrl, region, credentials, maxAttempts: 1 });
-  const partition = partitionOf(region);
+  // IAM is global; EKS clusters live in a region, and moto keeps each region's apart.
+  const iam = new IAMClient({ endpoint: motoUrl, region: 'us-east-1', credentials, maxAttempts: 1 });
+  const eksClients = new Map<string, EKSClient>();
+  const eksIn = (region: string) => {
+    let c = eksClients.get(region);
+    if (!c) {
+      c = new EKSClient({ endpoint: motoUrl, region, credentials, maxAttempts: 1 });
+      eksClients.set(region, c);
+    }
+    return c;
+  };
+  const override = (region: string, clusterName: string) =>
+    options.clusterOverrides?.[clusterKey(region, clusterName)];
 
-  async function requireCluster(clusterName: string): Promise<void> {
+  async function requireCluster(region: string, clusterName: string): Promise<void> {
     try {
-      await eks.send(new DescribeClusterCommand({ name: clusterName }));
+      await eksIn(region).send(new DescribeClusterCommand({ name: clusterName }));
     } catch (err) {
       if ((err as Error).name === 'ResourceNotFoundException') {
         throw notFound(`No cluster found for name: ${clusterName}.`, clusterName);
@@ -151,7 +187,7 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     );
   }
 
-  function parsePrincipal(arn: unknown, clusterName: string): ParsedPrincipal {
+  function parsePrincipal(arn: unknown, clusterName: string, partition: string): ParsedPrincipal {
     if (typeof arn !== 'string' || arn === '')
       throw invalidParameter('principalArn is required.', clusterName);
     if (/^arn:[^:]+:sts::\d{12}:assumed-role\//.test(arn)) {
@@ -174,9 +210,9 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     return { arn, type: m[3] as PrincipalType, account: m[2], name: m[5] as string };
   }
 
-  function requireAccessEntriesEnabled(clusterName: string): void {
+  function requireAccessEntriesEnabled(region: string, clusterName: string): void {
     // Clusters without an override behave as API_AND_CONFIG_MAP: moto knows no authentication mode.
-    if (options.clusterOverrides?.[clusterName]?.authenticationMode === 'CONFIG_MAP') {
+    if (override(region, clusterName)?.authenticationMode === 'CONFIG_MAP') {
       throw new EksError(
         'InvalidRequestException',
         400,
@@ -186,10 +222,11 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     }
   }
 
-  async function create(clusterName: string, body: JsonObject): Promise<AwsResponse> {
-    await requireCluster(clusterName);
-    requireAccessEntriesEnabled(clusterName);
-    const principal = parsePrincipal(body.principalArn, clusterName);
+  async function create(region: string, clusterName: string, body: JsonObject): Promise<AwsResponse> {
+    await requireCluster(region, clusterName);
+    requireAccessEntriesEnabled(region, clusterName);
+    const partition = partitionOf(region);
+    const principal = parsePrincipal(body.principalArn, clusterName, partition);
     const type = body.type ?? 'STANDARD';
     if (type !== 'STANDARD') {
       throw invalidParameter(
@@ -206,7 +243,7 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     const tags = checkTags(body.tags, clusterName) ?? {};
     const token = typeof body.clientRequestToken === 'string' ? body.clientRequestToken : undefined;
 
-    const existing = store.get(clusterName, principal.arn);
+    const existing = store.get(clusterName, principal.arn, region);
     if (existing) {
       // Idempotent retry of the same create, as clientRequestToken promises; anything else is a duplicate.
       if (token !== undefined && existing.clientRequestToken === token)
@@ -221,6 +258,7 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     const principalId = await resolvePrincipal(principal, clusterName);
     const at = now();
     const entry: AccessEntry = {
+      region,
       clusterName,
       principalArn: principal.arn,
       principalType: principal.type,
@@ -239,8 +277,8 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     return ok({ accessEntry: show(entry) });
   }
 
-  function requireEntry(clusterName: string, principalArn: string): AccessEntry {
-    const entry = store.get(clusterName, principalArn);
+  function requireEntry(region: string, clusterName: string, principalArn: string): AccessEntry {
+    const entry = store.get(clusterName, principalArn, region);
     if (!entry) {
       throw notFound(
         `The specified access entry resource for principal ${principalArn} is not found on cluster ${clusterName}.`,
@@ -250,13 +288,13 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     return entry;
   }
 
-  function list(clusterName: string, query: URLSearchParams): AwsResponse {
+  function list(region: string, clusterName: string, query: URLSearchParams): AwsResponse {
     const max = query.has('maxResults') ? Number(query.get('maxResults')) : 100;
     if (!Number.isInteger(max) || max < 1 || max > 100) {
       throw invalidParameter('maxResults must be between 1 and 100.', clusterName);
     }
     // No access policies are emulated, so no entry has one associated.
-    let entries = query.has('associatedPolicyArn') ? [] : store.list(clusterName);
+    let entries = query.has('associatedPolicyArn') ? [] : store.list(clusterName, region);
     const next = query.get('nextToken');
     if (next !== null) {
       const after = Buffer.from(next, 'base64url').toString('utf8');
@@ -272,22 +310,22 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
     });
   }
 
-  async function accessEntries(req: AwsRequest, clusterName: string, principalArn?: string) {
+  async function accessEntries(req: AwsRequest, region: string, clusterName: string, principalArn?: string) {
     if (principalArn === undefined) {
-      if (req.method === 'POST') return create(clusterName, parseBody(req, clusterName));
+      if (req.method === 'POST') return create(region, clusterName, parseBody(req, clusterName));
       if (req.method === 'GET') {
-        await requireCluster(clusterName);
-        return list(clusterName, req.query);
+        await requireCluster(region, clusterName);
+        return list(region, clusterName, req.query);
       }
       return undefined;
     }
-    await requireCluster(clusterName);
+    await requireCluster(region, clusterName);
     switch (req.method) {
       case 'GET':
-        return ok({ accessEntry: show(requireEntry(clusterName, principalArn)) });
+        return ok({ accessEntry: show(requireEntry(region, clusterName, principalArn)) });
       case 'POST': {
         const body = parseBody(req, clusterName);
-        const entry = requireEntry(clusterName, principalArn);
+        const entry = requireEntry(region, clusterName, principalArn);
         const groups = checkGroups(body.kubernetesGroups, clusterName);
         const username = checkUsername(body.username, clusterName);
         if (groups) entry.kubernetesGroups = groups;
@@ -296,8 +334,8 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
         return ok({ accessEntry: show(entry) });
       }
       case 'DELETE':
-        requireEntry(clusterName, principalArn);
-        store.delete(clusterName, principalArn);
+        requireEntry(region, clusterName, principalArn);
+        store.delete(clusterName, principalArn, region);
         return ok({});
       default:
         return undefined;
@@ -305,9 +343,11 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
   }
 
   /** TagResource / UntagResource / ListTagsForResource on access-entry ARNs (cluster ARNs go to moto). */
-  function tags(req: AwsRequest, arn: string): AwsResponse | undefined {
+  function tags(req: AwsRequest, region: string, arn: string): AwsResponse | undefined {
     const entry = store.findByArn(arn);
-    if (!entry) throw new EksError('NotFoundException', 404, `Resource ${arn} not found.`);
+    // An ARN names its region; asked in another region, EKS does not know it.
+    if (!entry || entry.region !== region)
+      throw new EksError('NotFoundException', 404, `Resource ${arn} not found.`);
     switch (req.method) {
       case 'GET':
         return ok({ tags: entry.tags });
@@ -338,37 +378,30 @@ export function createEksInterceptor(options: EksInterceptorOptions): Intercepto
 
   return async (req) => {
     if (req.service !== 'eks') return undefined;
-    // The store knows clusters by name only, and moto keeps each region apart: one region is emulated.
-    const otherRegion = req.region !== '' && req.region !== region;
+    // Each request is answered in the region it was signed for, as EKS's regional endpoints do.
+    const region = req.region || options.region || 'us-east-1';
     try {
       // Match on the raw path and decode afterwards: the SDK percent-encodes the principal ARN in one
       // segment, and decoding first would split it at its slashes.
       const entries = /^\/clusters\/([^/]+)\/access-entries(?:\/(.+))?$/.exec(req.path);
-      if (entries && otherRegion) {
-        throw new EksError(
-          'InvalidRequestException',
-          400,
-          `The test bed emulates access entries in ${region} only, not in ${req.region}.`,
-        );
-      }
       if (entries) {
         const principalArn = entries[2] === undefined ? undefined : decodeURIComponent(entries[2]);
-        return await accessEntries(req, decodeURIComponent(entries[1] as string), principalArn);
+        return await accessEntries(req, region, decodeURIComponent(entries[1] as string), principalArn);
       }
       const tagged = /^\/tags\/(.+)$/.exec(req.path);
       if (tagged) {
         const arn = decodeURIComponent(tagged[1] as string);
-        return /^arn:[^:]+:eks:[^:]*:\d{12}:access-entry\//.test(arn) ? tags(req, arn) : undefined;
+        return /^arn:[^:]+:eks:[^:]*:\d{12}:access-entry\//.test(arn) ? tags(req, region, arn) : undefined;
       }
       const cluster = /^\/clusters\/([^/]+)$/.exec(req.path);
-      if (cluster && !otherRegion) {
+      if (cluster) {
         const name = decodeURIComponent(cluster[1] as string);
-        const override = options.clusterOverrides?.[name];
-        if (req.method === 'GET' && override) return await describeClusterPatched(req, override);
+        const o = override(region, name);
+        if (req.method === 'GET' && o) return await describeClusterPatched(req, o);
         if (req.method === 'DELETE') {
           // A deleted cluster takes its access entries with it.
           const res = await forwardToMoto(motoUrl, req);
-          if (res.status === 200) store.deleteCluster(name);
+          if (res.status === 200) store.deleteCluster(name, region);
           return res;
         }
       }

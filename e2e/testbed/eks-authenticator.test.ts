@@ -24,7 +24,7 @@ import {
   webhookKubeconfig,
   writeWebhookKubeconfig,
 } from './eks-authenticator.ts';
-import type { KnownCredentials } from './eks-token-check.ts';
+import { defaultStsHosts, type KnownCredentials } from './eks-token-check.ts';
 
 const VENV = `${homedir()}/.cache/secretsync/venv-moto-5.2.5`;
 const MOTO_SERVER = process.env.MOTO_SERVER ?? `${VENV}/bin/moto_server`;
@@ -184,7 +184,7 @@ const store = new AccessEntryStore();
 /** What the front door would record from AssumeRole answers passing through it. */
 const secrets = new Map<string, KnownCredentials>();
 
-async function createEntry(body: Record<string, unknown>): Promise<void> {
+async function createEntry(body: Record<string, unknown>, region = REGION): Promise<void> {
   const req: AwsRequest = {
     method: 'POST',
     path: `/clusters/${CLUSTER}/access-entries`,
@@ -192,7 +192,7 @@ async function createEntry(body: Record<string, unknown>): Promise<void> {
     headers: { 'content-type': 'application/json' },
     body: Buffer.from(JSON.stringify(body)),
     service: 'eks',
-    region: REGION,
+    region,
   };
   const res = await interceptor(req);
   expect(res?.status, String(res?.body)).toBe(200);
@@ -384,6 +384,43 @@ describe('EKS authenticator (TokenReview webhook) against moto STS', () => {
     const r = await review(strict, botocoreToken(creds));
     expect(r.status.user?.username).toBe('secretsync:team-e:db');
     expect((await review(strict, botocoreToken(creds, 'another-cluster'))).status.authenticated).toBe(false);
+  });
+
+  it('honours only the entries of its own region: a same-named cluster elsewhere is another cluster', async () => {
+    const OTHER = 'eu-west-1';
+    await new EKSClient({ endpoint: moto.url, region: OTHER, credentials: ADMIN }).send(
+      new CreateClusterCommand({
+        name: CLUSTER,
+        roleArn: `arn:aws:iam::${ACCOUNT}:role/x`,
+        resourcesVpcConfig: {},
+      }),
+    );
+    const eu = await startEksAuthenticator({
+      motoUrl: moto.url,
+      region: OTHER,
+      clusterName: CLUSTER,
+      store,
+      tls,
+      secretFor: (id) => secrets.get(id),
+      // The test's tokens name us-east-1's STS; accept it here too, so only the entry decides.
+      allowedHosts: defaultStsHosts([REGION, OTHER]),
+      log: (m: string) => logs.push(m),
+    });
+    try {
+      const arn = await createRole('sync-regional');
+      await createEntry({ principalArn: arn, username: 'secretsync:team-r:db' });
+      const token = await buildToken(await assume(arn, 's'));
+      expect((await review(strict, token)).status.authenticated).toBe(true);
+      expect((await review(eu, token)).status).toEqual({
+        authenticated: false,
+        error: expect.stringContaining(`no access entry on cluster ${CLUSTER} (${OTHER})`),
+      });
+      await createEntry({ principalArn: arn, username: 'secretsync:team-r:eu' }, OTHER);
+      expect((await review(eu, token)).status.user?.username).toBe('secretsync:team-r:eu');
+      expect((await review(strict, token)).status.user?.username).toBe('secretsync:team-r:db');
+    } finally {
+      await eu.close();
+    }
   });
 
   it('answers only POSTed TokenReviews', async () => {

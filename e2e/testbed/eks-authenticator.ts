@@ -16,10 +16,17 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AccessEntry, AccessEntryStore, PrincipalType } from './eks-access-entries.ts';
-import { checkEksToken, defaultStsHosts, EksTokenError, type SecretLookup } from './eks-token-check.ts';
+import {
+  checkEksToken,
+  defaultStsHosts,
+  EksTokenError,
+  partitionRegions,
+  type SecretLookup,
+} from './eks-token-check.ts';
 
 export interface EksAuthenticatorOptions {
   motoUrl: string;
+  /** The cluster's region: with clusterName, the one cluster whose access entries this authenticator honours. */
   region: string;
   /** The cluster this authenticator serves: access entries of this cluster only; the signed x-k8s-aws-id. */
   clusterName: string;
@@ -27,7 +34,7 @@ export interface EksAuthenticatorOptions {
   tls: { cert: string; key: string };
   /** Enables SigV4 verification (another cluster's or a tampered token is refused); see eks-token-check.ts. */
   secretFor?: SecretLookup;
-  /** STS hosts a token may name; default: the global, regional and dual-stack hosts of `region`. */
+  /** STS hosts a token may name; default: the global, regional and dual-stack hosts of every region of `region`'s partition. */
   allowedHosts?: readonly string[];
   now?: () => Date;
   /** Loopback by default. */
@@ -76,7 +83,7 @@ export async function authenticateEksToken(
 ): Promise<TokenReviewStatus> {
   try {
     const checked = await checkEksToken(token, {
-      allowedHosts: options.allowedHosts ?? defaultStsHosts([options.region]),
+      allowedHosts: options.allowedHosts ?? defaultStsHosts(partitionRegions(options.region)),
       clusterName: options.clusterName,
       ...(options.now ? { now: options.now } : {}),
       ...(options.secretFor ? { secretFor: options.secretFor } : {}),
@@ -87,7 +94,8 @@ export async function authenticateEksToken(
       checked.accessKeyId,
       checked.sessionToken,
     );
-    const entry = options.store.findByPrincipalId(options.clusterName, identity.principalId);
+    // Entries of this (region, name) only: a same-named cluster in another region is another cluster.
+    const entry = options.store.findByPrincipalId(options.clusterName, identity.principalId, options.region);
     if (!entry || entry.principalType !== identity.type || entry.principalName !== identity.name) {
       return { authenticated: false, error: noEntryReason(options, identity) };
     }
@@ -276,7 +284,7 @@ function userFor(entry: AccessEntry, id: CallerIdentity): UserInfo {
 /** Says why no entry matched — in particular the "role recreated under the same ARN" case. */
 function noEntryReason(options: AuthenticateOptions, id: CallerIdentity): string {
   const stale = options.store
-    .list(options.clusterName)
+    .list(options.clusterName, options.region)
     .find((e) => e.principalType === id.type && e.principalName === id.name);
   if (stale && stale.principalId !== id.principalId) {
     return (
@@ -284,5 +292,5 @@ function noEntryReason(options: AuthenticateOptions, id: CallerIdentity): string
       `${id.arn} has ID ${id.principalId} (principal deleted and recreated?)`
     );
   }
-  return `no access entry on cluster ${options.clusterName} for ${id.canonicalArn} (principal ID ${id.principalId})`;
+  return `no access entry on cluster ${options.clusterName} (${options.region}) for ${id.canonicalArn} (principal ID ${id.principalId})`;
 }

@@ -91,6 +91,56 @@ export interface CheckedEksToken {
 }
 
 /** Default allowed STS hosts for some regions: the global endpoint (aws partition only), regional and dual-stack. */
+const PARTITION_REGIONS: Record<string, readonly string[]> = {
+  aws: [
+    'us-east-1',
+    'us-east-2',
+    'us-west-1',
+    'us-west-2',
+    'af-south-1',
+    'ap-east-1',
+    'ap-east-2',
+    'ap-south-1',
+    'ap-south-2',
+    'ap-southeast-1',
+    'ap-southeast-2',
+    'ap-southeast-3',
+    'ap-southeast-4',
+    'ap-southeast-5',
+    'ap-southeast-7',
+    'ap-northeast-1',
+    'ap-northeast-2',
+    'ap-northeast-3',
+    'ca-central-1',
+    'ca-west-1',
+    'eu-central-1',
+    'eu-central-2',
+    'eu-west-1',
+    'eu-west-2',
+    'eu-west-3',
+    'eu-south-1',
+    'eu-south-2',
+    'eu-north-1',
+    'il-central-1',
+    'me-south-1',
+    'me-central-1',
+    'mx-central-1',
+    'sa-east-1',
+  ],
+  'aws-cn': ['cn-north-1', 'cn-northwest-1'],
+  'aws-us-gov': ['us-gov-west-1', 'us-gov-east-1'],
+};
+
+/**
+ * The regions whose STS endpoints a cluster in `region` accepts tokens for: every region of its
+ * partition, as aws-iam-authenticator does (a function signs for its own region's endpoint, which
+ * need not be the cluster's).
+ */
+export function partitionRegions(region: string): string[] {
+  const partition = region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
+  return [...new Set([region, ...(PARTITION_REGIONS[partition] ?? [])])];
+}
+
 export function defaultStsHosts(regions: readonly string[]): string[] {
   const hosts = new Set<string>();
   for (const region of regions) {

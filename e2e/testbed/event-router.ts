@@ -367,7 +367,7 @@ export class EventRouter {
         `resource policy of ${name} does not allow events.amazonaws.com from ${d.ruleArn}`,
       );
     }
-    const inv = await this.#runner.invokeAsync(name, input, qualifier ? { qualifier } : {});
+    const inv = await this.#runner.invokeAsync(name, input, { region, ...(qualifier ? { qualifier } : {}) });
     d.invocation = inv;
     if (inv.error) fail('failed', inv.error);
     else d.status = inv.ok ? 'succeeded' : 'function-error';

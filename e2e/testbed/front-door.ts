@@ -120,7 +120,8 @@ function resourceOf(req: AwsRequest): string | undefined {
   return m ? decodeURIComponent(m[1]!) : undefined;
 }
 
-function forward(motoUrl: string, req: AwsRequest): Promise<AwsResponse> {
+/** Sends a request on to moto as it came (moto checks no signature) and returns moto's answer. */
+export function forward(motoUrl: string, req: AwsRequest): Promise<AwsResponse> {
   const target = new URL(motoUrl);
   return new Promise((resolve, reject) => {
     const headers = { ...req.headers, host: target.host };

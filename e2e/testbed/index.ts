@@ -1,35 +1,24 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import { CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { type AccountSettings, accountInterceptor, defaultAccountSettings } from './aws-account.ts';
 import type { AwsEndpoint } from './aws-types.ts';
-import { AccessEntryStore, type ClusterOverride, createEksInterceptor } from './eks-access-entries.ts';
-import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticator.ts';
+import { type Cluster, type ClusterContext, startCluster } from './cluster.ts';
+import {
+  AccessEntryStore,
+  type ClusterOverride,
+  clusterKey,
+  createEksInterceptor,
+} from './eks-access-entries.ts';
 import type { KnownCredentials } from './eks-token-check.ts';
 import { createEventRouter, type EventRouter, motoPatternMatcher } from './event-router.ts';
 import { type FrontDoor, startFrontDoor } from './front-door.ts';
 import { kmsStateInterceptor } from './kms-state.ts';
-import { type Kube, startKube } from './kube.ts';
+import type { Kube } from './kube.ts';
 import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
+import { FunctionStateStore, functionStatesControl, functionStatesInterceptor } from './lambda-states.ts';
 import { startMoto } from './moto.ts';
-import { binaries } from './paths.ts';
-import { createPki } from './pki.ts';
-import { waitFor } from './process.ts';
-
-function kubectl(kubeconfig: string, args: string[]): string {
-  try {
-    return execFileSync(binaries.kubectl(), ['--kubeconfig', kubeconfig, ...args], {
-      stdio: 'pipe',
-      encoding: 'utf8',
-    });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
-  }
-}
+import { replacingInvokeConfigPut } from './moto-fixes.ts';
 
 /** Everything a test (in another worker) needs to reach the test bed; plain data. */
 export interface TestbedInfo {
@@ -50,6 +39,8 @@ export interface Testbed {
   kube: Kube;
   accessEntries: AccessEntryStore;
   runner: LambdaRunner;
+  /** Function states tests set (POST /_testbed/function-state). */
+  functionStates: FunctionStateStore;
   router: EventRouter;
   /** `export` lines for a shell. */
   exports(): string;
@@ -69,13 +60,13 @@ export interface TestbedOptions {
 }
 
 const ACCOUNT_ID = '123456789012';
-const CRD_DIR = new URL('../../crds/', import.meta.url).pathname;
 
 /**
  * Starts the whole test bed: moto behind our front door (with EKS access entries, the Lambda
- * runner and the Secrets Manager event router mounted), the EKS authenticator webhook, etcd and
- * kube-apiserver; creates the EKS cluster record in moto pointing at that API server, and
- * installs the CRD. Stop it with stop(); logs are removed unless keepLogs.
+ * runner, function states and the Secrets Manager event router mounted), and the primary cluster
+ * (cluster.ts: the EKS authenticator webhook, etcd and kube-apiserver, the EKS cluster record in
+ * moto pointing at that API server, the CRDs). More clusters can be added while it runs
+ * (POST /_testbed/clusters). Stop it with stop(); logs are removed unless keepLogs.
  */
 export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
   const started = Date.now();
@@ -92,7 +83,6 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     writeFileSync(join(logsDir, 'testbed.log'), `${new Date().toISOString()} ${m}\n`, { flag: 'a' });
 
   try {
-    const pki = createPki(dir);
     const moto = await startMoto({ logsDir });
     stoppers.push(moto.stop);
     const frontDoor = await startFrontDoor({ motoUrl: moto.url, log });
@@ -142,6 +132,8 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       }),
     );
     frontDoor.use(kmsStateInterceptor({ motoUrl: moto.url, credentials: aws.credentials }));
+    frontDoor.use(replacingInvokeConfigPut(moto.url));
+    const functionStates = new FunctionStateStore({ defaultRegion: region });
     // The runner assumes each function's role itself (straight at moto): record those credentials too.
     const runnerOptions: LambdaRunnerOptions = {
       endpoint: aws,
@@ -153,10 +145,16 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
           ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
         }),
       warm: opts.warmLambdas ?? false,
+      functionStates,
     };
     const runner = new LambdaRunner(runnerOptions);
     stoppers.push(() => runner.close());
     frontDoor.use(runner.interceptor);
+    // After the runner: it answers Invoke (refusing by the same store) and captures code first.
+    frontDoor.use(
+      functionStatesInterceptor({ motoUrl: moto.url, accountId: ACCOUNT_ID, store: functionStates }),
+    );
+    stoppers.push(async () => functionStates.clear());
     // Start moto's pattern matcher now (a Python process, about a second), not on the first event.
     const matcher = motoPatternMatcher();
     await matcher('{"source":["testbed.warmup"]}', {
@@ -174,67 +172,34 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     stoppers.push(() => router.close());
     frontDoor.observe(router.observer);
 
-    const authenticator = await startEksAuthenticator({
+    const clusterContext: ClusterContext = {
       motoUrl: moto.url,
-      region,
-      clusterName,
-      store: accessEntries,
-      tls: { cert: pki.read(pki.webhookCert), key: pki.read(pki.webhookKey) },
+      credentials: aws.credentials,
+      accessEntries,
+      clusterOverrides,
       secretFor: (id) => issued.get(id),
       log,
-    });
-    stoppers.push(authenticator.close);
-    const webhookKubeconfigPath = join(dir, 'webhook.kubeconfig');
-    await writeWebhookKubeconfig(webhookKubeconfigPath, {
-      url: authenticator.url,
-      caPem: pki.read(pki.caCert),
-    });
-
-    const kube = await startKube({ dir, logsDir, pki, webhookKubeconfigPath });
-    stoppers.push(kube.stop);
-    say(`kube-apiserver ${kube.apiUrl}`);
-    const caPem = pki.read(pki.caCert);
-
-    // The EKS cluster record: moto keeps it, DescribeCluster answers with the real API server.
-    const eks = new EKSClient({ endpoint: moto.url, region, credentials: aws.credentials });
-    const iam = new IAMClient({ endpoint: moto.url, region, credentials: aws.credentials });
-    const clusterRole = await iam.send(
-      new CreateRoleCommand({
-        RoleName: `${clusterName}-cluster`,
-        AssumeRolePolicyDocument: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 'eks.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
-      }),
-    );
-    await eks.send(
-      new CreateClusterCommand({
-        name: clusterName,
-        roleArn: clusterRole.Role!.Arn!,
-        version: '1.35',
-        resourcesVpcConfig: { subnetIds: ['subnet-testbed'], endpointPublicAccess: true },
-      }),
-    );
-    clusterOverrides[clusterName] = {
-      endpoint: kube.apiUrl,
-      certificateAuthorityData: Buffer.from(caPem).toString('base64'),
-      authenticationMode: opts.authenticationMode ?? 'API_AND_CONFIG_MAP',
     };
+    const primary = await startCluster(clusterContext, {
+      region,
+      clusterName,
+      dir,
+      logsDir,
+      ...(opts.authenticationMode ? { authenticationMode: opts.authenticationMode } : {}),
+    });
+    stoppers.push(primary.stop);
+    const { kube } = primary;
+    const { caPem } = primary.info;
+    say(`kube-apiserver ${kube.apiUrl}`);
 
-    kubectl(kube.kubeconfigPath, ['apply', '--server-side', '-f', CRD_DIR]);
-    kubectl(kube.kubeconfigPath, [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/secretsyncs.secretsync.io',
-      'crd/secretsyncpolicies.secretsync.io',
-    ]);
-    // Established is not yet servable: the first lists answer 429 "storage is (re)initializing".
-    await waitFor('the SecretSync API', async () => {
-      kubectl(kube.kubeconfigPath, ['get', 'secretsyncs', '-A']);
-      return true;
+    // Extra clusters, by clusterKey(region, name); each in its own directory, logs under the test bed's.
+    const extras = new Map<string, Cluster>();
+    const starting = new Set<string>();
+    let stopping = false; // a cluster still starting when the test bed stops is stopped once it is up
+    stoppers.push(async () => {
+      stopping = true;
+      for (const c of extras.values()) await c.stop();
+      extras.clear();
     });
 
     // The control API, for tests in other workers and for humans.
@@ -286,10 +251,65 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       }
       return json(accountSettings);
     });
+    // {mode, region?, clusterName?}: the authentication mode DescribeCluster reports (default: the primary).
     frontDoor.control('/_testbed/auth-mode', async (_r, body) => {
-      const o = clusterOverrides[clusterName];
-      if (o) o.authenticationMode = JSON.parse(body.toString()).mode;
+      const b = JSON.parse(body.toString()) as {
+        mode: ClusterOverride['authenticationMode'];
+        region?: string;
+        clusterName?: string;
+      };
+      const o = clusterOverrides[clusterKey(b.region ?? region, b.clusterName ?? clusterName)];
+      if (o) o.authenticationMode = b.mode;
       return json({ ok: true });
+    });
+    // {functionName, region?, state?, …}: a Lambda function state (lambda-states.ts); DELETE clears all.
+    frontDoor.control('/_testbed/function-state', functionStatesControl(functionStates));
+    // POST {region, clusterName?}: another cluster sharing moto and the front door (cluster.ts), answered
+    // with its ClusterInfo; DELETE ?region=&clusterName= stops it and removes it from moto; GET lists them.
+    frontDoor.control('/_testbed/clusters', async (req, body, q) => {
+      if (req.method === 'GET') return json([...extras.values()].map((c) => c.info));
+      const b = (req.method === 'POST' ? JSON.parse(body.toString() || '{}') : {}) as {
+        region?: unknown;
+        clusterName?: unknown;
+      };
+      const r = req.method === 'POST' ? b.region : q.get('region');
+      const n = (req.method === 'POST' ? b.clusterName : q.get('clusterName')) ?? clusterName;
+      // Both end up in a directory name: only what AWS allows in them.
+      const validName = typeof n === 'string' && /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/.test(n);
+      if (typeof r !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(r) || !validName)
+        return { status: 400, json: { error: 'region (e.g. us-east-1) and an optional clusterName' } };
+      const key = clusterKey(r, n);
+      if (req.method === 'DELETE') {
+        const c = extras.get(key);
+        if (!c) return { status: 404, json: { error: `no extra cluster ${n} in ${r}` } };
+        extras.delete(key);
+        await c.remove();
+        return json({ ok: true });
+      }
+      if (req.method !== 'POST') return { status: 405, json: { error: 'GET, POST or DELETE' } };
+      if (key === clusterKey(region, clusterName) || extras.has(key) || starting.has(key))
+        return { status: 409, json: { error: `cluster ${n} in ${r} exists already` } };
+      starting.add(key);
+      try {
+        const sub = `cluster-${r}-${n}`;
+        const c = await startCluster(clusterContext, {
+          region: r,
+          clusterName: n,
+          dir: join(dir, sub),
+          logsDir: join(logsDir, sub),
+        });
+        if (stopping) {
+          await c.stop();
+          return { status: 503, json: { error: 'the test bed is stopping' } };
+        }
+        extras.set(key, c);
+        say(`cluster ${n} in ${r}: kube-apiserver ${c.info.apiUrl}`);
+        return json(c.info);
+      } catch (err) {
+        return { status: 500, json: { error: (err as Error).message } };
+      } finally {
+        starting.delete(key);
+      }
     });
 
     const info: TestbedInfo = {
@@ -309,6 +329,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       kube,
       accessEntries,
       runner,
+      functionStates,
       router,
       exports: () =>
         [

@@ -16,6 +16,7 @@ import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/clie
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { unzipSync } from 'fflate';
 import type { AwsEndpoint, AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
+import type { FunctionStateStore } from './lambda-states.ts';
 
 /**
  * Runs stored Lambda functions the way AWS would: the zip the controller uploaded, unpacked once per
@@ -179,6 +180,8 @@ export interface InvokeOptions {
   warm?: boolean;
   /** Async invocations keep one request id across retries. */
   requestId?: string;
+  /** Region of the function when its name is not an ARN (a front-door Invoke: the region it was signed for). */
+  region?: string;
 }
 
 export interface LambdaRunnerOptions {
@@ -212,6 +215,8 @@ export interface LambdaRunnerOptions {
     secretAccessKey: string;
     sessionToken?: string;
   }) => void;
+  /** Function states set by tests (lambda-states.ts): invoking a Failed, Pending or Inactive function is refused. */
+  functionStates?: FunctionStateStore;
 }
 
 interface Resolved {
@@ -397,6 +402,7 @@ export class LambdaRunner {
   readonly codeStore: FunctionCodeStore;
   readonly #opts: LambdaRunnerOptions;
   readonly #lambda: LambdaClient;
+  readonly #regional = new Map<string, LambdaClient>();
   readonly #sts: STSClient;
   readonly #workDir: string;
   readonly #ownsWorkDir: boolean;
@@ -452,10 +458,14 @@ export class LambdaRunner {
       }
     }
     try {
-      const fn = await this.#resolve(functionName, qualifier);
+      const fn = await this.#resolve(functionName, qualifier, req.region);
       if (type === 'DryRun') return { status: 204, headers: { 'x-amzn-requestid': requestId }, body: '' };
       if (type === 'Event') {
-        this.invokeAsync(functionName, event, { requestId, ...(qualifier ? { qualifier } : {}) });
+        this.invokeAsync(functionName, event, {
+          requestId,
+          region: req.region,
+          ...(qualifier ? { qualifier } : {}),
+        });
         return { status: 202, headers: { 'x-amzn-requestid': requestId }, body: '' };
       }
       if (type !== 'RequestResponse') {
@@ -486,7 +496,7 @@ export class LambdaRunner {
 
   /** Synchronous (RequestResponse) invocation. Throws LambdaApiError for what the Invoke API would reject. */
   async invoke(functionName: string, event: unknown, opts: InvokeOptions = {}): Promise<InvokeResult> {
-    return this.#invokeResolved(await this.#resolve(functionName, opts.qualifier), event, opts);
+    return this.#invokeResolved(await this.#resolve(functionName, opts.qualifier, opts.region), event, opts);
   }
 
   /**
@@ -507,7 +517,7 @@ export class LambdaRunner {
       try {
         // The function's event invoke config (PutFunctionEventInvokeConfig): how many retries, how
         // old an event may get, where a failed one goes. Lambda's defaults without one: 2, 6 h, nowhere.
-        const config = await this.#lambda
+        const config = await this.#lambdaFor(this.#regionOf(functionName, opts.region))
           .send(new GetFunctionEventInvokeConfigCommand({ FunctionName: functionName }))
           .catch(() => undefined);
         const retries = Math.min(config?.MaximumRetryAttempts ?? 2, delays.length);
@@ -663,15 +673,35 @@ export class LambdaRunner {
     this.#live.clear();
     this.#warm.clear();
     this.#lambda.destroy();
+    for (const c of this.#regional.values()) c.destroy();
     this.#sts.destroy();
     if (this.#ownsWorkDir) rmSync(this.#workDir, { recursive: true, force: true });
   }
 
-  async #resolve(functionName: string, qualifier: string | undefined): Promise<Resolved> {
+  /** moto keeps each region apart: a function is looked up in its own region. */
+  #lambdaFor(region: string): LambdaClient {
+    if (region === this.#opts.endpoint.region) return this.#lambda;
+    let c = this.#regional.get(region);
+    if (!c) {
+      const { motoUrl, credentials } = this.#opts.endpoint;
+      c = new LambdaClient({ endpoint: motoUrl, region, credentials });
+      this.#regional.set(region, c);
+    }
+    return c;
+  }
+
+  #regionOf(functionName: string, region: string | undefined): string {
+    if (functionName.startsWith('arn:')) return functionName.split(':')[3] ?? this.#opts.endpoint.region;
+    return region || this.#opts.endpoint.region;
+  }
+
+  async #resolve(functionName: string, qualifier: string | undefined, region?: string): Promise<Resolved> {
     let config: FunctionConfiguration | undefined;
     try {
       config = (
-        await this.#lambda.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier }))
+        await this.#lambdaFor(this.#regionOf(functionName, region)).send(
+          new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier }),
+        )
       ).Configuration;
     } catch (err) {
       const e = err as { name?: string; message?: string };
@@ -681,6 +711,11 @@ export class LambdaRunner {
     }
     if (!config?.FunctionName || !config.FunctionArn)
       throw new Error(`GetFunction ${functionName}: no configuration`);
+    // A state a test set wins over moto's (always Active); the front door's Invoke, its Event invokes and
+    // the event router's deliveries all come through here, so all are refused alike.
+    const fnRegion = config.FunctionArn.split(':')[3] ?? this.#opts.endpoint.region;
+    const refusal = this.#opts.functionStates?.refuseInvoke(fnRegion, config.FunctionName);
+    if (refusal) throw refusal;
     if (config.State && config.State !== 'Active') {
       // What Lambda answers while a function is still being created (or updated, or failed).
       throw new LambdaApiError(
@@ -962,7 +997,8 @@ export class LambdaRunner {
   }
 }
 
-function apiError(requestId: string, err: LambdaApiError): AwsResponse {
+/** A LambdaApiError as Lambda's REST API answers it. */
+export function apiError(requestId: string, err: LambdaApiError): AwsResponse {
   return {
     status: err.status,
     headers: {

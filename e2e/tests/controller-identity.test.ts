@@ -135,7 +135,9 @@ describe('controller settings change: --region, --iam-path, --name-prefix', () =
     const usArn = await createSecret(OTHER_REGION, secretName, { password: 'us' });
     await applySecretSync(ns, name, { source: { secretId: secretName } });
 
-    c = await startControllerWith({ args: ['--tenancy=allow-all', `--namespaces=${ns}`] });
+    // The informer watches an empty namespace: every pass is one the test drives (reconcileUntil).
+    const idleNs = await freshNamespace('moved-idle');
+    c = await startControllerWith({ args: ['--tenancy=allow-all', `--namespaces=${idleNs}`] });
     const before = (await reconcileUntil(c, ns, name, readyIs('True'))) as SecretSync;
     await idle();
     await eventually('first sync', async () =>
@@ -148,7 +150,7 @@ describe('controller settings change: --region, --iam-path, --name-prefix', () =
     c = await startControllerWith({
       args: [
         '--tenancy=allow-all',
-        `--namespaces=${ns}`,
+        `--namespaces=${idleNs}`,
         `--region=${OTHER_REGION}`,
         `--cluster-region=${bed().aws.region}`,
         '--iam-path=/secretsync/moved/',
@@ -249,7 +251,10 @@ describe('two clusters of the same name in two regions of one account', () => {
 
     // Cluster A's controller in this process (the test bed's admin key), B's as its own process with
     // its own access key, so the front door's record tells their calls apart.
-    a = await startControllerWith({ args: ['--tenancy=allow-all', `--namespaces=${ns}`] });
+    // A's informer watches an empty namespace: every pass of A's is one the test drives.
+    a = await startControllerWith({
+      args: ['--tenancy=allow-all', `--namespaces=${await freshNamespace('twin-idle')}`],
+    });
     b = spawnController(['--tenancy=allow-all', `--namespaces=${ns}`, `--region=${OTHER_REGION}`], {
       KUBECONFIG: extra.kubeconfigPath,
       AWS_ACCESS_KEY_ID: B_KEY,

@@ -94,6 +94,9 @@ export async function putValue(arn: string, value: Value, stages?: string[]): Pr
 
 /** Changes the AWS value, waits until the test bed is idle and the sync of that version reported. */
 export async function change(p: Provisioned, value: Value): Promise<{ version: string; ss: SecretSync }> {
+  // The run that reported the last version may still be re-checking it; a change made meanwhile
+  // would be synced by that run and leave this one nothing to count.
+  await idle();
   const version = await putValue(p.arn, value);
   await idle();
   return { version, ss: await syncedTo(p, version) };

@@ -146,9 +146,12 @@ describe('decideTrigger', () => {
       },
     }) as SecretSync;
   const upToDate = source('v2', 3_600_000);
-  const pass = (p: Partial<{ targetCreated: boolean; functionOrRuleChanged: boolean }> = {}) => ({
+  const pass = (
+    p: Partial<{ targetCreated: boolean; functionOrRuleChanged: boolean; functionCreated: boolean }> = {},
+  ) => ({
     targetCreated: false,
     functionOrRuleChanged: false,
+    functionCreated: false,
     ...p,
   });
 
@@ -170,6 +173,21 @@ describe('decideTrigger', () => {
     expect(
       decideTrigger(settled(1, 1, 1), upToDate, pass({ functionOrRuleChanged: true }), NOW),
     ).toBeUndefined();
+  });
+
+  it('syncs after the function was created again, or is usable again after Failed/Inactive', () => {
+    expect(decideTrigger(settled(1, 1, 1), upToDate, pass({ functionCreated: true }), NOW)).toBe(
+      'function-created',
+    );
+    for (const reason of ['FunctionFailed', 'FunctionInactive']) {
+      const ss = settled(1, 1, 1);
+      (ss.status?.conditions?.[0] as { reason: string }).reason = reason;
+      expect(decideTrigger(ss, upToDate, pass(), NOW)).toBe('function-recovered');
+    }
+    // Created in the first pass: that is the first sync, not a re-creation.
+    const fresh = settled(1, 1, 1);
+    delete (fresh.status as { lastInvokeTime?: string }).lastInvokeTime;
+    expect(decideTrigger(fresh, upToDate, pass({ functionCreated: true }), NOW)).toBe('first-sync');
   });
 
   it('syncs a change event that never arrived', () => {

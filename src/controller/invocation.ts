@@ -10,7 +10,7 @@ import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { nameOfArn } from './aws/arn.ts';
 import type { AwsEnv } from './aws/clients.ts';
 import { aws } from './aws/errors.ts';
-import { functionManager, lambdaOf, wakeFunction } from './aws/lambda-function.ts';
+import { functionManager, lambdaOf } from './aws/lambda-function.ts';
 import { parseDuration } from './config.ts';
 import { type Ensured, type Health, waitUntilHealthy } from './manager.ts';
 import { Stop } from './outcome.ts';
@@ -47,7 +47,9 @@ export async function functionUsable(
     throw new Stop('FunctionFailed', `Lambda function ${name}: ${health.code}: ${health.message}`, 60_000);
   }
   if (health.state === 'inactive') {
-    await wakeFunction(env, arn);
+    // Lambda restores an Inactive function when it is invoked (this invocation may be refused while
+    // it does; the run, if any, is an ordinary sync).
+    await invoke(env, arn, 'wake').catch(() => {});
     throw new Stop(
       'FunctionInactive',
       `Lambda function ${name} is Inactive (${health.code}: ${health.message}); invoked it to wake it`,
@@ -101,12 +103,19 @@ export function missedChange(
   return synced?.status === 'False' && TRANSIENT.has(synced.reason) && now - lastRun >= RETRY_GRACE_MS;
 }
 
+type Changed =
+  | 'target-recreated'
+  | 'spec-changed'
+  | 'function-created'
+  | 'function-recovered'
+  | 'missed-change';
+
 /** Why to invoke the function now, if at all. */
 export function invocationTrigger(
   ss: SecretSync,
   now: number,
   forceSync: string | undefined,
-  changed: 'target-recreated' | 'spec-changed' | 'missed-change' | undefined,
+  changed: Changed | undefined,
 ): string | undefined {
   if (!ss.status?.lastInvokeTime) return 'first-sync';
   if (forceSync !== undefined && forceSync !== ss.status.lastForceSync) return 'force-sync';
@@ -141,10 +150,11 @@ export function nextResyncAt(ss: SecretSync, lastInvokeTime: string | undefined)
 export function decideTrigger(
   ss: SecretSync,
   source: { stageVersions: Record<string, string>; lastChangedDate: Date | undefined },
-  pass: { targetCreated: boolean; functionOrRuleChanged: boolean },
+  pass: { targetCreated: boolean; functionOrRuleChanged: boolean; functionCreated: boolean },
   now: number,
 ): string | undefined {
-  const readySaw = ss.status?.conditions?.find((c) => c.type === 'Ready')?.observedGeneration;
+  const ready = ss.status?.conditions?.find((c) => c.type === 'Ready');
+  const readySaw = ready?.observedGeneration;
   const specChanged =
     ss.status?.observedGeneration !== undefined &&
     ss.status.observedGeneration !== ss.metadata.generation &&
@@ -157,8 +167,14 @@ export function decideTrigger(
       ? 'target-recreated'
       : specChanged
         ? 'spec-changed'
-        : missedChange(ss, source, now)
-          ? 'missed-change'
-          : undefined,
+        : // A function (re-)created after the first sync — moved by a settings change, deleted by
+          // hand, re-created after Failed — or back from Failed/Inactive may have missed events.
+          pass.functionCreated
+          ? 'function-created'
+          : ready?.reason === 'FunctionFailed' || ready?.reason === 'FunctionInactive'
+            ? 'function-recovered'
+            : missedChange(ss, source, now)
+              ? 'missed-change'
+              : undefined,
   );
 }

@@ -44,6 +44,13 @@ export type Health =
 
 export const READY: Health = { state: 'ready' };
 
+/** How an AWS resource identified by its ARN is recorded. */
+export const recordedByArn = (kind: RecordedKind) => ({
+  kind,
+  toRecord: (arn: string): ResourceRecord => ({ kind, id: arn }),
+  fromRecord: (r: ResourceRecord) => r.id,
+});
+
 /**
  * One provisioned kind. `I` identifies one instance (what `read` and `delete` need), `D` is its desired
  * state, `L` what a read returns. Env carries the clients (for AWS, per region).

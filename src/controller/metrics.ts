@@ -72,7 +72,7 @@ export function createMetrics(objects: () => ConditionView[] = () => []) {
   });
   const invocations = new Counter({
     name: 'secretsync_invocations_total',
-    help: 'Function invocations made by the controller, by trigger (first-sync, force-sync, spec-changed, target-recreated, missed-change, resync).',
+    help: 'Function invocations made by the controller, by trigger (first-sync, force-sync, spec-changed, target-recreated, function-created, function-recovered, missed-change, resync).',
     labelNames: ['trigger'] as const,
     registers: [registry],
   });

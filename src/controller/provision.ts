@@ -98,6 +98,8 @@ export interface Provisioned {
   ruleArn: string;
   /** The target Secret was created by this pass. */
   targetCreated: boolean;
+  /** The function was created (or re-created) by this pass. */
+  functionCreated: boolean;
 }
 
 /**
@@ -141,6 +143,7 @@ export async function provision(
     functionOrRuleChanged: fn.changed || rule.changed || permission.changed || routed.changed,
     ruleArn: rule.latest.rule.Arn ?? plan.aws.rule.arn,
     targetCreated: secret.created,
+    functionCreated: fn.created,
   };
 }
 

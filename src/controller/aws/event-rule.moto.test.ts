@@ -1,6 +1,7 @@
-// The EventBridge rule manager (rule, target) and the Lambda permission manager it relies on, through
-// the generic ensure / remove, against a real moto server. As in provision.ts, the permission is
-// ensured before the rule, so EventBridge never delivers to a function that would refuse it.
+// The EventBridge rule manager, the Lambda permission manager and the rule target manager, through
+// the generic ensure / remove, against a real moto server. As in provision.ts: the rule (ownership
+// checked), then the permission for it, then the target, so EventBridge is never let in for a rule
+// that is not ours and never delivers to a function that would refuse it.
 import {
   DescribeRuleCommand,
   ListTargetsByRuleCommand,
@@ -18,6 +19,7 @@ import { ruleManager } from './event-rule.ts';
 import { roleManager } from './iam-role.ts';
 import { functionManager } from './lambda-function.ts';
 import { permissionManager } from './lambda-permission.ts';
+import { ruleTargetManager } from './rule-target.ts';
 import { ACCOUNT, type MotoKit, sampleDesired, sampleSync, startMotoKit } from './test-support.ts';
 
 let kit: MotoKit;
@@ -30,21 +32,31 @@ beforeEach(() => kit.reset());
 const events = () => kit.clients.events;
 const lambda = () => kit.clients.lambda;
 
-/** A desired state whose role and function exist (the permission lives on the function). */
-async function fresh(name: string, suspend = false): Promise<DesiredState> {
-  const d = sampleDesired({ sync: sampleSync({ name, suspend }) });
+/**
+ * A desired state whose role exists, and its function too unless `fn` is false (the permission lives
+ * on the function).
+ */
+async function fresh(name: string, { fn = true } = {}): Promise<DesiredState> {
+  const d = sampleDesired({ sync: sampleSync({ name }) });
   await ensure(roleManager, kit.env, d.role, d.owner);
-  await ensure(functionManager, kit.env, d.function, d.owner);
+  if (fn) await ensure(functionManager, kit.env, d.function, d.owner);
   kit.reset();
   return d;
 }
 
-/** Permission, then rule, as provision.ts does; whether either wrote anything. */
-async function ensureRule(d: DesiredState): Promise<{ changed: boolean }> {
-  const permission = await ensure(permissionManager, kit.env, d.permission, d.owner);
+/**
+ * Rule, then permission, then target, as provision.ts does (the permission is not read for a
+ * function created in this pass, nor the targets of a rule created in it); whether any wrote.
+ */
+async function ensureRule(d: DesiredState, { functionCreated = false } = {}): Promise<{ changed: boolean }> {
   const rule = await ensure(ruleManager, kit.env, d.rule, d.owner);
   expect(rule.latest.rule.Arn).toBe(d.rule.arn);
-  return { changed: permission.changed || rule.changed };
+  const permission = await ensure(permissionManager, kit.env, d.permission, d.owner, {
+    absent: functionCreated,
+  });
+  const target = { ...d.rule.target, ruleArn: d.rule.arn };
+  const routed = await ensure(ruleTargetManager, kit.env, target, d.owner, { absent: rule.created });
+  return { changed: rule.changed || permission.changed || routed.changed };
 }
 const removeRule = (d: DesiredState) => remove(ruleManager, kit.env, d.rule.arn, d.owner);
 
@@ -53,13 +65,13 @@ async function statement(functionName: string) {
   return (JSON.parse(Policy ?? '{}') as { Statement: Record<string, unknown>[] }).Statement;
 }
 
-describe('EventBridge rule and Lambda permission: ensure against moto', () => {
-  it('creates permission, rule and target', async () => {
+describe('EventBridge rule, Lambda permission and rule target: ensure against moto', () => {
+  it('creates rule, permission and target, in that order', async () => {
     const d = await fresh('create');
     expect(await ensureRule(d)).toEqual({ changed: true });
-    expect(kit.mutations()).toEqual(['AddPermission', 'PutRule', 'PutTargets']);
-    // A rule just created has no targets to list.
-    expect(kit.commands()).toEqual(['GetPolicy', 'AddPermission', 'DescribeRule', 'PutRule', 'PutTargets']);
+    expect(kit.mutations()).toEqual(['PutRule', 'AddPermission', 'PutTargets']);
+    // A rule just created has no tags to compare and no targets to list.
+    expect(kit.commands()).toEqual(['DescribeRule', 'PutRule', 'GetPolicy', 'AddPermission', 'PutTargets']);
     const rule = await events().send(new DescribeRuleCommand({ Name: d.rule.name }));
     expect(JSON.parse(rule.EventPattern ?? '')).toEqual({
       source: ['aws.secretsmanager'],
@@ -88,12 +100,25 @@ describe('EventBridge rule and Lambda permission: ensure against moto', () => {
     ]);
   });
 
+  it('for a function created in the same pass, adds the permission without reading the policy', async () => {
+    const d = await fresh('new-function', { fn: false });
+    const fn = await ensure(functionManager, kit.env, d.function, d.owner);
+    expect(fn.created).toBe(true);
+    kit.reset();
+    expect(await ensureRule(d, { functionCreated: fn.created })).toEqual({ changed: true });
+    expect(kit.commands()).toEqual(['DescribeRule', 'PutRule', 'AddPermission', 'PutTargets']);
+    expect((await statement(d.function.name)).map((s) => s.Sid)).toEqual(['secretsync-events']);
+    kit.reset();
+    expect(await ensureRule(d)).toEqual({ changed: false });
+    expect(kit.mutations()).toEqual([]);
+  });
+
   it('makes no writes on a second pass', async () => {
     const d = await fresh('steady');
     await ensureRule(d);
     kit.reset();
     expect(await ensureRule(d)).toEqual({ changed: false });
-    expect(kit.commands()).toEqual(['GetPolicy', 'DescribeRule', 'ListTagsForResource', 'ListTargetsByRule']);
+    expect(kit.commands()).toEqual(['DescribeRule', 'ListTagsForResource', 'GetPolicy', 'ListTargetsByRule']);
   });
 
   it('repairs an edited pattern with one PutRule carrying the whole rule', async () => {
@@ -185,15 +210,26 @@ describe('EventBridge rule and Lambda permission: ensure against moto', () => {
     expect(kit.mutations()).toEqual(['TagResource']);
   });
 
-  it('refuses a same-named rule without our tags, and leaves it untouched', async () => {
+  it('refuses a same-named rule without our tags before any permission is added, and leaves it untouched', async () => {
     const d = await fresh('squatted');
     const pattern = JSON.stringify({ source: ['my.app'] });
     await events().send(new PutRuleCommand({ Name: d.rule.name, EventPattern: pattern }));
+    const theirs = { Id: 'theirs', Arn: `arn:aws:sqs:us-east-1:${ACCOUNT}:theirs` };
+    await events().send(new PutTargetsCommand({ Rule: d.rule.name, Targets: [theirs] }));
     kit.reset();
-    await expect(ensure(ruleManager, kit.env, d.rule, d.owner)).rejects.toThrow(NotOursError);
+    await expect(ensureRule(d)).rejects.toThrow(NotOursError);
+    // Refused on the rule's read: the permission and the targets were not even looked at.
+    expect(kit.commands()).toEqual(['DescribeRule', 'ListTagsForResource']);
     expect(await removeRule(d)).toBe('not-ours');
     expect(kit.mutations()).toEqual([]);
+    expect(kit.commands()).not.toContain('AddPermission');
+    // The function has no resource policy at all: EventBridge may not invoke it for that rule.
+    await expect(
+      lambda().send(new GetPolicyCommand({ FunctionName: d.function.name })),
+    ).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
     expect((await events().send(new DescribeRuleCommand({ Name: d.rule.name }))).EventPattern).toBe(pattern);
+    const { Targets } = await events().send(new ListTargetsByRuleCommand({ Rule: d.rule.name }));
+    expect(Targets).toEqual([theirs]);
   });
 });
 

@@ -18,11 +18,11 @@ import {
   UntagResourceCommand,
 } from '@aws-sdk/client-eventbridge';
 import { isNotFound } from '../errors.ts';
-import type { Manager } from '../manager.ts';
+import { type Manager, recordedByArn } from '../manager.ts';
 import { ownedBy } from '../naming.ts';
 import { nameOfArn, regionOfArn } from './arn.ts';
 import type { AwsEnv } from './clients.ts';
-import type { DesiredRule, DesiredTarget } from './desired.ts';
+import type { DesiredRule } from './desired.ts';
 import { AwsError, aws } from './errors.ts';
 import { sameJson } from './policy.ts';
 import { fromTagList, type Tags, toTagList } from './tags.ts';
@@ -36,11 +36,7 @@ export const eventsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(ar
 
 export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
   title: 'EventBridge rule',
-  recorded: {
-    kind: 'EventRule',
-    toRecord: (arn) => ({ kind: 'EventRule', id: arn }),
-    fromRecord: (r) => r.id,
-  },
+  recorded: recordedByArn('EventRule'),
   id: (d) => d.arn,
   describe: nameOfArn,
   async read(env, arn) {

@@ -22,7 +22,7 @@ import {
   UpdateRoleCommand,
 } from '@aws-sdk/client-iam';
 import { isNotFound, RetryLaterError } from '../errors.ts';
-import { ignoreNotFound, type Manager } from '../manager.ts';
+import { ignoreNotFound, type Manager, recordedByArn } from '../manager.ts';
 import { ownedBy } from '../naming.ts';
 import type { AwsEnv } from './clients.ts';
 import type { DesiredRole } from './desired.ts';
@@ -45,11 +45,7 @@ const iamOf = (env: AwsEnv) => env.clients(env.home).iam;
 
 export const roleManager: Manager<AwsEnv, string, DesiredRole, LatestRole> = {
   title: 'IAM role',
-  recorded: {
-    kind: 'IAMRole',
-    toRecord: (arn) => ({ kind: 'IAMRole', id: arn }),
-    fromRecord: (r) => r.id,
-  },
+  recorded: recordedByArn('IAMRole'),
   id: (d) => d.arn,
   describe: roleNameOf,
   async read(env, arn) {

@@ -11,7 +11,6 @@ import {
   type FunctionConfiguration,
   GetFunctionCommand,
   type GetFunctionCommandOutput,
-  InvokeCommand,
   type LambdaClient,
   TagResourceCommand,
   UntagResourceCommand,
@@ -20,7 +19,7 @@ import {
   type UpdateFunctionConfigurationCommandInput,
 } from '@aws-sdk/client-lambda';
 import { isNotFound, RetryLaterError } from '../errors.ts';
-import { type Health, type Manager, READY } from '../manager.ts';
+import { type Health, type Manager, READY, recordedByArn } from '../manager.ts';
 import { ownedBy } from '../naming.ts';
 import { nameOfArn, regionOfArn } from './arn.ts';
 import type { AwsEnv } from './clients.ts';
@@ -37,11 +36,7 @@ export const lambdaOf = (env: AwsEnv, arn: string): LambdaClient => env.clients(
 
 export const functionManager: Manager<AwsEnv, string, DesiredFunction, LatestFunction> = {
   title: 'Lambda function',
-  recorded: {
-    kind: 'Function',
-    toRecord: (arn) => ({ kind: 'Function', id: arn }),
-    fromRecord: (r) => r.id,
-  },
+  recorded: recordedByArn('Function'),
   id: (d) => d.arn,
   describe: nameOfArn,
   async read(env, arn) {
@@ -152,25 +147,6 @@ export function healthOf(config: FunctionConfiguration): Health {
     };
   }
   return READY;
-}
-
-/**
- * Wakes an Inactive function: Lambda restores it when it is invoked (the invocation itself may be
- * refused while it does). The run, if any, is an ordinary sync.
- */
-export async function wakeFunction(env: AwsEnv, arn: string): Promise<void> {
-  const FunctionName = nameOfArn(arn);
-  await aws({ operation: 'Invoke', resource: FunctionName }, () =>
-    lambdaOf(env, arn).send(
-      new InvokeCommand({
-        FunctionName,
-        InvocationType: 'Event',
-        Payload: Buffer.from(JSON.stringify({ trigger: 'wake' })),
-      }),
-    ),
-  ).catch(() => {
-    // Refused while it is restored: the next pass reads its state again.
-  });
 }
 
 async function getFunction(

@@ -12,7 +12,7 @@ import {
   TagResourceCommand,
   UntagResourceCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
-import type { Manager } from '../manager.ts';
+import { type Manager, recordedByArn } from '../manager.ts';
 import { ownedBy } from '../naming.ts';
 import { nameOfArn, regionOfArn } from './arn.ts';
 import type { AwsEnv } from './clients.ts';
@@ -31,11 +31,7 @@ const logsOf = (env: AwsEnv, arn: string) => env.clients(regionOfArn(arn)).logs;
 
 export const logGroupManager: Manager<AwsEnv, string, DesiredLogGroup, LatestLogGroup> = {
   title: 'log group',
-  recorded: {
-    kind: 'LogGroup',
-    toRecord: (arn) => ({ kind: 'LogGroup', id: arn }),
-    fromRecord: (r) => r.id,
-  },
+  recorded: recordedByArn('LogGroup'),
   id: (d) => d.arn,
   describe: nameOfArn,
   async read(env, arn) {

@@ -3,7 +3,7 @@
 // send, and a desired state for a sample SecretSync. Test-only; not imported by the controller.
 
 import { createHash } from 'node:crypto';
-import type { Interceptor } from '../../../e2e/testbed/aws-types.ts';
+import { replacingInvokeConfigPut } from '../../../e2e/testbed/moto-fixes.ts';
 import { makeZip, startTestAws, type TestAws } from '../../../e2e/testbed/test-front-door.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
 import { type Owner, ownershipTags } from '../naming.ts';
@@ -58,24 +58,6 @@ export async function startMotoKit(): Promise<MotoKit> {
       calls.length = 0;
     },
     stop: () => aws.stop(),
-  };
-}
-
-/**
- * moto (5.2.5) appends on PutFunctionEventInvokeConfig and GetFunctionEventInvokeConfig answers the
- * first config ever put, so a second Put is invisible and no drift could be seen or repaired. Lambda's
- * Put replaces the whole config: deleting moto's first makes it so.
- */
-function replacingInvokeConfigPut(motoUrl: string): Interceptor {
-  return async (req) => {
-    if (req.service !== 'lambda' || req.method !== 'PUT' || !/\/event-invoke-config$/.test(req.path))
-      return undefined;
-    const auth = req.headers.authorization;
-    await fetch(`${motoUrl}${req.path}${req.query.size > 0 ? `?${req.query}` : ''}`, {
-      method: 'DELETE',
-      headers: auth === undefined ? {} : { authorization: auth },
-    });
-    return undefined;
   };
 }
 

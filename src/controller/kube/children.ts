@@ -3,9 +3,65 @@
 // the write paths (create by POST, so a same-named object made meanwhile is never overwritten;
 // update by server-side apply under our field manager).
 
-import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
-import type { Owner } from '../naming.ts';
-import { MANAGED_BY } from '../naming.ts';
+import type { RbacAuthorizationV1Api, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import { isNotFound } from '../errors.ts';
+import type { Manager, RecordedKind } from '../manager.ts';
+import { MANAGED_BY, type Owner } from '../naming.ts';
+import { applyOptions, CONTROLLER_FIELD_MANAGER } from './apply.ts';
+import { kube } from './errors.ts';
+
+export interface KubeEnv {
+  rbac: RbacAuthorizationV1Api;
+}
+
+type ChildId = { namespace: string; name: string };
+
+/** How one kind of child is read and written; the manager around it is the same for every kind. */
+export interface ChildKind<D extends ChildMeta, T extends { metadata?: V1ObjectMeta }> {
+  kind: RecordedKind & ('Role' | 'RoleBinding');
+  body(d: D): T;
+  /** Whether the fields we manage (besides labels and the owner reference) differ. */
+  differs(d: D, latest: T): boolean;
+  replaceBecause?(d: D, latest: T): string | undefined;
+  get(env: KubeEnv, id: ChildId): Promise<T>;
+  post(env: KubeEnv, namespace: string, body: T): Promise<T>;
+  apply(env: KubeEnv, id: ChildId, body: T): Promise<T>;
+  del(env: KubeEnv, id: ChildId): Promise<unknown>;
+}
+
+export function childManager<D extends ChildMeta, T extends { metadata?: V1ObjectMeta }>(
+  k: ChildKind<D, T>,
+): Manager<KubeEnv, ChildId, D, T> {
+  const call = <R>(verb: string, id: ChildId, f: () => Promise<R>) =>
+    kube({ operation: `${verb} ${k.kind}`, resource: describeChild(id) }, f);
+  return {
+    title: k.kind,
+    recorded: {
+      kind: k.kind,
+      toRecord: (id) => ({ kind: k.kind, id: describeChild(id) }),
+      fromRecord: (r) => parseChildId(r.id),
+    },
+    id: childId,
+    describe: describeChild,
+    read: (env, id) =>
+      call('GET', id, () => k.get(env, id)).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }),
+    owned: (l, owner) => ownedChild(l.metadata, owner),
+    ...(k.replaceBecause ? { replaceBecause: k.replaceBecause } : {}),
+    create: (env, d) => call('POST', d, () => k.post(env, d.namespace, k.body(d))),
+    diff: (d, l) => (k.differs(d, l) || metaDiffers(l.metadata, d) ? [k.kind] : []),
+    update: (env, d) => call('APPLY', d, () => k.apply(env, childId(d), k.body(d))),
+    async delete(env, _l, id) {
+      await call('DELETE', id, () => k.del(env, id));
+    },
+  };
+}
+
+/** Server-side apply options for a child: our field manager, taking over fields others set. */
+export const applyAsController = { fieldManager: CONTROLLER_FIELD_MANAGER, force: true } as const;
+export { applyOptions };
 
 export const SECRETSYNC_LABEL = 'secretsync.io/secretsync';
 

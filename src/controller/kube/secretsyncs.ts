@@ -34,27 +34,29 @@ export async function getSecretSync(
 export async function setFinalizer(api: CustomObjectsApi, ss: SecretSync, present: boolean): Promise<void> {
   const has = ss.metadata.finalizers?.includes(FINALIZER) ?? false;
   if (has === present) return;
-  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
-  await kube({ operation: 'APPLY SecretSync finalizer', resource }, () =>
-    api.patchNamespacedCustomObject(
-      {
-        ...API,
-        namespace: ss.metadata.namespace,
-        name: ss.metadata.name,
-        body: {
-          apiVersion: ss.apiVersion,
-          kind: ss.kind,
-          metadata: {
-            name: ss.metadata.name,
-            namespace: ss.metadata.namespace,
-            finalizers: present ? [FINALIZER] : [],
-          },
-        },
-        fieldManager: CONTROLLER_FIELD_MANAGER,
-        force: true,
-      },
-      applyOptions,
-    ),
+  await applyToSecretSync(api, ss, 'finalizer', { finalizers: present ? [FINALIZER] : [] });
+}
+
+/** Server-side apply of our part of the SecretSync (metadata fields, or the status subresource). */
+function applyToSecretSync(
+  api: CustomObjectsApi,
+  ss: SecretSync,
+  what: 'finalizer' | 'status',
+  part: Record<string, unknown>,
+) {
+  const { name, namespace } = ss.metadata;
+  const metadata = { name, namespace, ...(what === 'finalizer' ? part : {}) };
+  const body = {
+    apiVersion: ss.apiVersion,
+    kind: ss.kind,
+    metadata,
+    ...(what === 'status' ? { status: part } : {}),
+  };
+  const request = { ...API, namespace, name, body, fieldManager: CONTROLLER_FIELD_MANAGER, force: true };
+  return kube({ operation: `APPLY SecretSync ${what}`, resource: `${namespace}/${name}` }, () =>
+    what === 'status'
+      ? api.patchNamespacedCustomObjectStatus(request, applyOptions)
+      : api.patchNamespacedCustomObject(request, applyOptions),
   );
 }
 
@@ -90,8 +92,10 @@ const CONTROLLER_FIELDS = [
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
+const recordKeys = (rs: readonly ResourceRecord[] | undefined) =>
+  (rs ?? []).map((r) => [r.kind, r.id, r.cluster ?? '', r.uid ?? ''].join(' ')).join('\n');
 const sameRecords = (a: readonly ResourceRecord[] | undefined, b: readonly ResourceRecord[]) =>
-  JSON.stringify(a ?? []) === JSON.stringify(b);
+  recordKeys(a) === recordKeys(b);
 
 /**
  * Applies the Ready condition and our fields when they differ from what is there (status is
@@ -126,25 +130,7 @@ export async function applyStatus(
   if (same) return { wrote: false };
   const status: Record<string, unknown> = { conditions: [ready], resources: want.resources };
   for (const f of CONTROLLER_FIELDS) if (want[f] !== undefined) status[f] = want[f];
-  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
-  await kube({ operation: 'APPLY SecretSync status', resource }, () =>
-    api.patchNamespacedCustomObjectStatus(
-      {
-        ...API,
-        namespace: ss.metadata.namespace,
-        name: ss.metadata.name,
-        body: {
-          apiVersion: ss.apiVersion,
-          kind: ss.kind,
-          metadata: { name: ss.metadata.name, namespace: ss.metadata.namespace },
-          status,
-        },
-        fieldManager: CONTROLLER_FIELD_MANAGER,
-        force: true,
-      },
-      applyOptions,
-    ),
-  );
+  await applyToSecretSync(api, ss, 'status', status);
   const changed = prevReady?.status !== ready.status || prevReady?.reason !== ready.reason;
   return {
     wrote: true,
