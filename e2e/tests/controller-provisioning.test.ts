@@ -81,7 +81,8 @@ const kms = <T>(operation: string, input: object): Promise<T> => kmsCall<T>(bed(
 
 /** The whole ownership tag set DESIGN §4 puts on every AWS resource. */
 const ownership = (ss: SecretSync) => ({
-  'secretsync.io/cluster': bed().clusterName,
+  // The cluster's ARN, not its name: a same-named cluster in another region is another owner.
+  'secretsync.io/cluster': testbedClusterArn(),
   'secretsync.io/namespace': ss.metadata.namespace,
   'secretsync.io/name': ss.metadata.name,
   'secretsync.io/uid': ss.metadata.uid,
