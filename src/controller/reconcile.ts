@@ -19,7 +19,7 @@ import {
   setFinalizer,
 } from './kube/secretsyncs.ts';
 import type { ResourceRecord } from './manager.ts';
-import type { Owner } from './naming.ts';
+import { type Owner, resourceNames } from './naming.ts';
 import { classify, Stop } from './outcome.ts';
 import { checkCluster, checkNotDeleted, checkSource, tenancyDenial } from './preconditions.ts';
 import {
@@ -95,8 +95,9 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
         deps.metrics?.invocations.inc({ trigger });
         pass.log.info({ trigger }, 'invoked the function');
         pass.status.lastInvokeTime = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
-        if (trigger === 'force-sync')
-          pass.status.lastForceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
+        // Any invocation serves a pending force-sync request too.
+        const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
+        if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
       }
       const due = nextResyncAt(ss, pass.status.lastInvokeTime);
       if (due !== undefined)
@@ -173,7 +174,7 @@ function startPass(deps: ReconcileDeps, ss: SecretSync): Pass {
     roleArn: s?.roleArn,
     functionArn: s?.functionArn,
     ruleArn: s?.ruleArn,
-    accessEntryUsername: `secretsync:${namespace}:${name}`,
+    accessEntryUsername: resourceNames(owner).eksUsername,
     lastInvokeTime: s?.lastInvokeTime,
     lastForceSync: s?.lastForceSync,
   };
