@@ -16,7 +16,6 @@ import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/clie
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { unzipSync } from 'fflate';
 import type { AwsEndpoint, AwsRequest, AwsResponse, Interceptor } from './aws-types.ts';
-import type { FunctionStateStore } from './lambda-states.ts';
 
 /**
  * Runs stored Lambda functions the way AWS would: the zip the controller uploaded, unpacked once per
@@ -216,7 +215,7 @@ export interface LambdaRunnerOptions {
     sessionToken?: string;
   }) => void;
   /** Function states set by tests (lambda-states.ts): invoking a Failed, Pending or Inactive function is refused. */
-  functionStates?: FunctionStateStore;
+  functionStates?: { refuseInvoke(region: string, functionName: string): LambdaApiError | undefined };
 }
 
 interface Resolved {
