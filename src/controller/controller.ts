@@ -13,8 +13,9 @@ import type { Logger } from 'pino';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
 import { clusterArnOf, withDefaults } from './aws/desired.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
+import { CLUSTER_UNAVAILABLE_AFTER_MS, ClusterWatch } from './cluster-state.ts';
 import type { ControllerConfig } from './config.ts';
-import type { ClusterState, ReconcileDeps } from './deps.ts';
+import type { ReconcileDeps } from './deps.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
 import { type ConditionView, createMetrics } from './metrics.ts';
@@ -57,14 +58,27 @@ function instrument(clients: AwsClients, metrics: ReturnType<typeof createMetric
   return clients;
 }
 
+/** While DescribeCluster fails it is asked again this often (or every --cluster-check-period, if shorter). */
+const CLUSTER_RETRY_MS = 30_000;
+/** A DescribeCluster that has not answered by then counts as failed (the next check is chained to it). */
+const CLUSTER_CHECK_TIMEOUT_MS = 30_000;
+
 export async function startController(opts: {
   config: ControllerConfig;
   kc: KubeConfig;
   log: Logger;
+  /** For tests: how long DescribeCluster may fail before ClusterUnavailable (CLUSTER_UNAVAILABLE_AFTER_MS). */
+  clusterUnavailableAfterMs?: number;
 }): Promise<RunningController> {
   const { config, kc, log } = opts;
   let informer: RunningInformer | undefined;
-  const metrics = createMetrics(() => (informer?.objects() ?? []) as ConditionView[]);
+  const clusterWatch = new ClusterWatch({
+    unavailableAfterMs: opts.clusterUnavailableAfterMs ?? CLUSTER_UNAVAILABLE_AFTER_MS,
+  });
+  const metrics = createMetrics(
+    () => (informer?.objects() ?? []) as ConditionView[],
+    () => clusterWatch.secondsSinceGood(),
+  );
   const endpoint = process.env.AWS_ENDPOINT_URL;
   const clientsByRegion = new Map<string, AwsClients>();
   // One set of buckets for the process: regional services per region, IAM for the account.
@@ -131,10 +145,12 @@ export async function startController(opts: {
     onFailureDestination: config.lambda.onFailureDestination,
   });
 
-  let cluster: ClusterState = {};
-  const checkCluster = async () => {
+  /** One DescribeCluster; true when it answered. Never throws. */
+  const checkCluster = async (): Promise<boolean> => {
     try {
-      const out = await home.eks.send(new DescribeClusterCommand({ name: config.clusterName }));
+      const out = await home.eks.send(new DescribeClusterCommand({ name: config.clusterName }), {
+        abortSignal: AbortSignal.timeout(CLUSTER_CHECK_TIMEOUT_MS),
+      });
       const c = out.cluster;
       // Our identity is computed from the settings (teardown needs it even while DescribeCluster
       // fails); say so when EKS disagrees, which means --cluster-region or the account is wrong.
@@ -143,22 +159,34 @@ export async function startController(opts: {
           { arn: c.arn, expected: clusterArnOf(settings) },
           'DescribeCluster names another cluster ARN',
         );
-      cluster = {
+      const failedForMs = clusterWatch.succeeded({
         ...(c?.endpoint ? { endpoint: c.endpoint } : {}),
         ...(c?.certificateAuthority?.data ? { certificateAuthorityData: c.certificateAuthority.data } : {}),
         authenticationMode: c?.accessConfig?.authenticationMode ?? 'CONFIG_MAP',
-      };
+      });
+      if (failedForMs > 0)
+        log.info({ failedForSeconds: Math.round(failedForMs / 1000) }, 'DescribeCluster answers again');
+      return true;
     } catch (err) {
-      cluster = { ...cluster, error: (err as Error).message };
-      log.error({ err: (err as Error).message }, 'DescribeCluster failed');
+      const message = (err as Error).message;
+      const { unavailable, failingSince } = clusterWatch.failed(message);
+      if (unavailable)
+        log.error(
+          { err: message, failingSince: failingSince.toISOString() },
+          'DescribeCluster failed; SecretSyncs report ClusterUnavailable',
+        );
+      else
+        log.warn(
+          { err: message, failingSince: failingSince.toISOString() },
+          'DescribeCluster failed; keeping the last good endpoint, CA and authentication mode',
+        );
+      return false;
     }
   };
-  await checkCluster();
-  if (cluster.authenticationMode && !['API', 'API_AND_CONFIG_MAP'].includes(cluster.authenticationMode)) {
-    log.error(
-      { mode: cluster.authenticationMode },
-      'the cluster does not use access entries; every SecretSync will report it',
-    );
+  const firstCheckOk = await checkCluster();
+  const mode = clusterWatch.state().authenticationMode;
+  if (mode && !['API', 'API_AND_CONFIG_MAP'].includes(mode)) {
+    log.error({ mode }, 'the cluster does not use access entries; every SecretSync will report it');
   }
 
   const deps: ReconcileDeps = {
@@ -170,7 +198,7 @@ export async function startController(opts: {
     awsFor,
     settings,
     code,
-    cluster: () => cluster,
+    cluster: () => clusterWatch.state(),
     tenancy: config.tenancy,
     log,
     metrics,
@@ -197,8 +225,17 @@ export async function startController(opts: {
   let queue = newQueue();
   // Resolves when the queue of the last leadership term has drained.
   let drained: Promise<void> = Promise.resolve();
-  const clusterTimer = setInterval(() => void checkCluster(), config.clusterCheckMs);
-  clusterTimer.unref();
+  // Chained, not an interval: never two checks at once. While failing, sooner: recovery is seen
+  // quickly, and the unavailability window is measured by several answers, not one or two.
+  let clusterTimer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const scheduleClusterCheck = (ok: boolean) => {
+    if (stopping) return;
+    const ms = ok ? config.clusterCheckMs : Math.min(config.clusterCheckMs, CLUSTER_RETRY_MS);
+    clusterTimer = setTimeout(() => void checkCluster().then(scheduleClusterCheck), ms);
+    clusterTimer.unref();
+  };
+  scheduleClusterCheck(firstCheckOk);
 
   const startWork = () => {
     metrics.leader.set(1);
@@ -254,10 +291,11 @@ export async function startController(opts: {
   }
   if (config.healthPort > 0) {
     const s = createServer((req, res) => {
-      // Ready: started, the last DescribeCluster answered, and — while this replica does the work —
-      // the informer has listed. A standby replica is ready too (it serves by waiting).
+      // Ready: started and — while this replica does the work — the informer has listed. A standby
+      // replica is ready too (it serves by waiting). Never AWS: a failing DescribeCluster is each
+      // SecretSync's ClusterUnavailable, and an unready pair of replicas would only block node drains.
       const working = leader ? leader.isLeader() : true;
-      const isReady = ready && !cluster.error && (!working || (informer?.synced() ?? false));
+      const isReady = ready && (!working || (informer?.synced() ?? false));
       const ok = req.url === '/healthz' || (req.url === '/readyz' && isReady);
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'not ready');
     });
@@ -271,7 +309,8 @@ export async function startController(opts: {
     metricsText: () => metrics.registry.metrics(),
     async stop() {
       ready = false;
-      clearInterval(clusterTimer);
+      stopping = true;
+      clearTimeout(clusterTimer);
       await informer?.stop();
       await queue.shutdown();
       await drained;

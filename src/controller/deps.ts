@@ -27,6 +27,8 @@ export interface ClusterState {
   endpoint?: string;
   certificateAuthorityData?: string;
   authenticationMode?: string;
-  /** Set when DescribeCluster failed. */
+  /** While DescribeCluster fails (ISO time of the first failure); the values above are the last good ones. */
+  failingSince?: string;
+  /** AWS's last error, set only while the cluster counts as unavailable (cluster-state.ts). */
   error?: string;
 }

@@ -6,8 +6,14 @@ export interface ConditionView {
   status?: { conditions?: { type: string; status: string; reason: string }[] };
 }
 
-/** `objects` is read at scrape time (the informer's cache), so the gauges are never stale. */
-export function createMetrics(objects: () => ConditionView[] = () => []) {
+/**
+ * `objects` is read at scrape time (the informer's cache), so the gauges are never stale; so is
+ * `secondsSinceClusterAnswer` (cluster-state.ts).
+ */
+export function createMetrics(
+  objects: () => ConditionView[] = () => [],
+  secondsSinceClusterAnswer: () => number = () => 0,
+) {
   const registry = new Registry();
   const reconciles = new Counter({
     name: 'secretsync_reconcile_total',
@@ -76,6 +82,14 @@ export function createMetrics(objects: () => ConditionView[] = () => []) {
     labelNames: ['trigger'] as const,
     registers: [registry],
   });
+  const clusterAnswerAge = new Gauge({
+    name: 'secretsync_cluster_answer_age_seconds',
+    help: 'Seconds since the last good eks:DescribeCluster answer (since start, before the first). Failed calls keep the last good endpoint and CA in use; SecretSyncs report ClusterUnavailable once failures have lasted 5 minutes.',
+    registers: [registry],
+    collect() {
+      this.set(secondsSinceClusterAnswer());
+    },
+  });
   return {
     registry,
     reconciles,
@@ -86,6 +100,7 @@ export function createMetrics(objects: () => ConditionView[] = () => []) {
     syncFailures,
     leader,
     invocations,
+    clusterAnswerAge,
   };
 }
 

@@ -19,14 +19,25 @@ export interface ClusterAccessState {
   certificateAuthorityData: string;
 }
 
-/** The cluster as the last DescribeCluster saw it; Stop when it cannot serve access entries. */
+/**
+ * The cluster as the last good DescribeCluster saw it; Stop when it cannot serve access entries.
+ * A failing DescribeCluster sets `error` only once it counts as unavailable (cluster-state.ts).
+ */
 export function checkCluster(deps: ReconcileDeps): ClusterAccessState {
   const cluster = deps.cluster();
   const name = deps.settings.clusterName;
-  if (cluster.error || !cluster.endpoint || !cluster.certificateAuthorityData) {
+  if (cluster.error !== undefined) {
+    // The first failure's time, not the latest: the message (and so the status) stays put while it fails.
     throw new Stop(
       'ClusterUnavailable',
-      `DescribeCluster ${name} failed: ${cluster.error ?? 'no endpoint'}`,
+      `DescribeCluster ${name} failing since ${cluster.failingSince}: ${cluster.error}`,
+      deps.clusterRecheckMs,
+    );
+  }
+  if (!cluster.endpoint || !cluster.certificateAuthorityData) {
+    throw new Stop(
+      'ClusterUnavailable',
+      `DescribeCluster ${name} gave no endpoint or certificate authority`,
       deps.clusterRecheckMs,
     );
   }
