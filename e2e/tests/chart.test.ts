@@ -359,8 +359,11 @@ describe('the Helm chart', () => {
     for (const name of Object.keys(env))
       expect(known.has(name), `${name} is a controller setting`).toBe(true);
 
-    // The PDB keeps one replica up.
-    expect(one(objects, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1 });
+    // The PDB keeps one replica up, and never protects one that is not ready (no blocked node drain).
+    expect(one(objects, 'PodDisruptionBudget').spec).toMatchObject({
+      minAvailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    });
     expect(ofKind(objects, 'ServiceMonitor')).toHaveLength(0);
   });
 
