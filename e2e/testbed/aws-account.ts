@@ -50,12 +50,36 @@ export interface AccountSettings {
   quotas: Record<string, number>;
 }
 
-/** The quotas a SecretSync consumes, with AWS's default values and names. */
-export const KNOWN_QUOTAS: Record<string, { name: string; value: number }> = {
-  'events/L-244521F2': { name: 'Maximum number of rules per event bus', value: 300 },
+/** The quotas a SecretSync consumes, with AWS's default values and names (and regions that differ). */
+export const KNOWN_QUOTAS: Record<
+  string,
+  { name: string; value: number; regional?: Record<string, number> }
+> = {
+  'events/L-244521F2': {
+    name: 'Maximum number of rules per event bus',
+    value: 300,
+    // EventBridge quotas page: 100 in these regions, 300 in every other.
+    regional: { 'af-south-1': 100, 'eu-south-1': 100 },
+  },
   'lambda/L-B99A9384': { name: 'Concurrent executions', value: 1000 },
   'iam/L-FE177D64': { name: 'Roles per account', value: 1000 },
 };
+
+/** AWS's default for a quota in a region. */
+export function defaultQuota(key: string, region: string): number | undefined {
+  const known = KNOWN_QUOTAS[key];
+  return known && (known.regional?.[region] ?? known.value);
+}
+
+/**
+ * The quota in force in a region: the test bed's setting, except that a setting left at AWS's
+ * general default means the region's own default (so eu-south-1 has 100 rules per bus unless raised).
+ */
+export function quotaValue(settings: AccountSettings, key: string, region: string): number | undefined {
+  const set = settings.quotas[key];
+  if (set === undefined || set === KNOWN_QUOTAS[key]?.value) return defaultQuota(key, region) ?? set;
+  return set;
+}
 
 export const defaultAccountSettings = (): AccountSettings => ({
   lambdaConcurrency: 1000,
@@ -101,7 +125,8 @@ const jsonAnswer = (status: number, body: unknown, errorType?: string): AwsRespo
 const xmlEscape = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-function iamError(status: number, code: string, message: string): AwsResponse {
+/** An error as IAM's query protocol answers it. */
+export function iamError(status: number, code: string, message: string): AwsResponse {
   return {
     status,
     headers: { 'content-type': 'text/xml' },
@@ -291,7 +316,7 @@ export function accountInterceptor(opts: AccountInterceptorOptions): Interceptor
     return undefined;
   }
 
-  function serviceQuota(operation: string, body: Buffer): AwsResponse | undefined {
+  function serviceQuota(operation: string, body: Buffer, region: string): AwsResponse | undefined {
     const { ServiceCode, QuotaCode } = JSON.parse(body.toString('utf8') || '{}') as {
       ServiceCode?: string;
       QuotaCode?: string;
@@ -299,13 +324,16 @@ export function accountInterceptor(opts: AccountInterceptorOptions): Interceptor
     const key = `${ServiceCode}/${QuotaCode}`;
     const known = KNOWN_QUOTAS[key];
     if (!known) return undefined; // moto answers the quotas it knows (vpc) and refuses the rest
-    const value = operation === 'GetAWSDefaultServiceQuota' ? known.value : opts.settings.quotas[key];
+    const value =
+      operation === 'GetAWSDefaultServiceQuota'
+        ? defaultQuota(key, region)
+        : quotaValue(opts.settings, key, region);
     return jsonAnswer(200, {
       Quota: {
         ServiceCode,
         QuotaCode,
         QuotaName: known.name,
-        QuotaArn: `arn:aws:servicequotas:${opts.region}:${opts.accountId}:${ServiceCode}/${QuotaCode}`,
+        QuotaArn: `arn:aws:servicequotas:${region}:${opts.accountId}:${ServiceCode}/${QuotaCode}`,
         Value: value ?? known.value,
         Unit: 'None',
         Adjustable: true,
@@ -327,7 +355,7 @@ export function accountInterceptor(opts: AccountInterceptorOptions): Interceptor
       return undefined;
     }
     if (req.service === 'servicequotas' && req.operation) {
-      return serviceQuota(req.operation, req.body);
+      return serviceQuota(req.operation, req.body, req.region || opts.region);
     }
     if (req.service === 'iam' && req.operation === 'SimulatePrincipalPolicy') {
       return simulatePrincipalPolicy(new URLSearchParams(req.body.toString('utf8')));

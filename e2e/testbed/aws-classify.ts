@@ -127,3 +127,16 @@ export function serverError(
     body: JSON.stringify({ __type: code, message: 'injected by the test bed' }),
   };
 }
+
+/** A service's own error in the JSON protocols (Secrets Manager, EventBridge, …): header and __type. */
+export function jsonError(
+  status: number,
+  code: string,
+  message: string,
+): { status: number; headers: Record<string, string>; body: string } {
+  return {
+    status,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': code },
+    body: JSON.stringify({ __type: code, message }),
+  };
+}

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateClusterCommand, DeleteClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { CreateRoleCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
-import { type AccessEntryStore, type ClusterOverride, clusterKey } from './eks-access-entries.ts';
+import {
+  type AccessEntry,
+  type AccessEntryStore,
+  type ClusterOverride,
+  clusterKey,
+} from './eks-access-entries.ts';
 import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticator.ts';
 import type { SecretLookup } from './eks-token-check.ts';
 import { type Kube, startKube } from './kube.ts';
@@ -43,6 +48,8 @@ export interface ClusterContext {
   clusterOverrides: Record<string, ClusterOverride>;
   /** Secrets of the access keys the test bed saw issued, so the authenticator verifies signatures. */
   secretFor: SecretLookup;
+  /** Access-entry propagation (iam-propagation.ts): whether the authenticators honour an entry yet. */
+  entryEffective?: (entry: AccessEntry) => boolean;
   log: (message: string) => void;
 }
 
@@ -105,6 +112,7 @@ export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): P
       store: ctx.accessEntries,
       tls: { cert: pki.read(pki.webhookCert), key: pki.read(pki.webhookKey) },
       secretFor: ctx.secretFor,
+      ...(ctx.entryEffective ? { entryEffective: ctx.entryEffective } : {}),
       log: (m) => ctx.log(`eks-authenticator ${region}/${clusterName}: ${m}`),
     });
     stoppers.push(authenticator.close);

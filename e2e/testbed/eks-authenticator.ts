@@ -9,7 +9,8 @@
  * 3. find the access entry by the caller's unique ID (RoleId/UserId), not by ARN: the assumed-role ARN has
  *    lost the role's path, and a role deleted and recreated under the same ARN has a new ID, which the old
  *    entry must not accept;
- * 4. answer with the entry's username (templates expanded) and groups.
+ * 4. answer with the entry's username (templates expanded) and groups — once the entry has propagated, when
+ *    the test bed is unkind (`entryEffective`).
  */
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
@@ -34,6 +35,11 @@ export interface EksAuthenticatorOptions {
   tls: { cert: string; key: string };
   /** Enables SigV4 verification (another cluster's or a tampered token is refused); see eks-token-check.ts. */
   secretFor?: SecretLookup;
+  /**
+   * Whether an entry is honoured yet (access-entry propagation, iam-propagation.ts); one not yet honoured is
+   * refused as if it did not exist. Default: every entry at once.
+   */
+  entryEffective?: (entry: AccessEntry) => boolean;
   /** STS hosts a token may name; default: the global, regional and dual-stack hosts of every region of `region`'s partition. */
   allowedHosts?: readonly string[];
   now?: () => Date;
@@ -98,6 +104,12 @@ export async function authenticateEksToken(
     const entry = options.store.findByPrincipalId(options.clusterName, identity.principalId, options.region);
     if (!entry || entry.principalType !== identity.type || entry.principalName !== identity.name) {
       return { authenticated: false, error: noEntryReason(options, identity) };
+    }
+    if (options.entryEffective && !options.entryEffective(entry)) {
+      return {
+        authenticated: false,
+        error: `${noEntryReason(options, identity)}: the entry, created or changed at ${entry.modifiedAt.toISOString()}, has not propagated yet`,
+      };
     }
     return { authenticated: true, user: userFor(entry, identity) };
   } catch (err) {

@@ -13,12 +13,16 @@ import {
 import type { KnownCredentials } from './eks-token-check.ts';
 import { createEventRouter, type EventRouter, motoPatternMatcher } from './event-router.ts';
 import { type FrontDoor, startFrontDoor } from './front-door.ts';
+import { IamPropagation } from './iam-propagation.ts';
 import { kmsStateInterceptor } from './kms-state.ts';
 import type { Kube } from './kube.ts';
+import { lambdaChecks } from './lambda-checks.ts';
 import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
 import { FunctionStateStore, functionStatesControl, functionStatesInterceptor } from './lambda-states.ts';
 import { startMoto } from './moto.ts';
 import { replacingInvokeConfigPut } from './moto-fixes.ts';
+import { quotas } from './quotas.ts';
+import { initialUnkindSettings, type UnkindSettings, unkindControl } from './unkind.ts';
 
 /** Everything a test (in another worker) needs to reach the test bed; plain data. */
 export interface TestbedInfo {
@@ -41,6 +45,8 @@ export interface Testbed {
   runner: LambdaRunner;
   /** Function states tests set (POST /_testbed/function-state). */
   functionStates: FunctionStateStore;
+  /** How unkind AWS is now (unkind.ts); change it in place or through /_testbed/unkind. */
+  unkind: UnkindSettings;
   router: EventRouter;
   /** `export` lines for a shell. */
   exports(): string;
@@ -57,6 +63,11 @@ export interface TestbedOptions {
   asyncRetryDelaysMs?: number[];
   /** Reuse function processes between invocations, like warm Lambda containers (default: a fresh process each time). */
   warmLambdas?: boolean;
+  /**
+   * IAM and access-entry propagation delays (unkind.ts): true, or settings (which turn them on unless they
+   * say enabled: false). Default: SECRETSYNC_TESTBED_UNKIND=1 in the environment turns them on.
+   */
+  unkind?: boolean | Partial<UnkindSettings>;
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -109,6 +120,19 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         issued.set(id, { secretAccessKey: secret, ...(session ? { sessionToken: session } : {}) });
     });
 
+    // As unkind as AWS: propagation delays (when on), Lambda's checks and the account's quotas (always).
+    const unkindAtStart = initialUnkindSettings(opts.unkind);
+    const unkind = structuredClone(unkindAtStart);
+    const propagation = new IamPropagation({
+      settings: unkind,
+      motoUrl: moto.url,
+      credentials: aws.credentials,
+    });
+    frontDoor.observe(propagation.observer);
+    // Before the EKS interceptor, which answers CreateAccessEntry itself.
+    frontDoor.use(propagation.interceptor);
+    if (unkind.enabled) say(`unkind: IAM propagation ${unkind.iamPropagationMs.join('-')} ms`);
+
     const accessEntries = new AccessEntryStore();
     const clusterOverrides: Record<string, ClusterOverride> = {};
     frontDoor.use(
@@ -122,6 +146,14 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       }),
     );
     const accountSettings = defaultAccountSettings();
+    const quota = quotas({
+      motoUrl: moto.url,
+      region,
+      credentials: aws.credentials,
+      settings: accountSettings,
+    });
+    frontDoor.use(quota.interceptor);
+    frontDoor.observe(quota.observer);
     frontDoor.use(
       accountInterceptor({
         motoUrl: moto.url,
@@ -133,17 +165,29 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     );
     frontDoor.use(kmsStateInterceptor({ motoUrl: moto.url, credentials: aws.credentials }));
     frontDoor.use(replacingInvokeConfigPut(moto.url));
+    // Before the runner, so a refused upload leaves no code behind.
+    const lambdaCheck = lambdaChecks({
+      motoUrl: moto.url,
+      accountId: ACCOUNT_ID,
+      credentials: aws.credentials,
+      settings: unkind,
+      propagation,
+    });
+    frontDoor.use(lambdaCheck.interceptor);
+    frontDoor.observe(lambdaCheck.observer);
     const functionStates = new FunctionStateStore({ defaultRegion: region });
     // The runner assumes each function's role itself (straight at moto): record those credentials too.
     const runnerOptions: LambdaRunnerOptions = {
       endpoint: aws,
       codeStore: new FunctionCodeStore(),
       asyncRetryDelaysMs: opts.asyncRetryDelaysMs ?? [500, 1000],
-      onCredentials: (c) =>
+      onCredentials: (c) => {
         issued.set(c.accessKeyId, {
           secretAccessKey: c.secretAccessKey,
           ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
-        }),
+        });
+        propagation.credentialsIssued(c.accessKeyId, c.roleArn);
+      },
       warm: opts.warmLambdas ?? false,
       functionStates,
     };
@@ -178,6 +222,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       accessEntries,
       clusterOverrides,
       secretFor: (id) => issued.get(id),
+      entryEffective: (entry) => propagation.entryEffective(entry),
       log,
     };
     const primary = await startCluster(clusterContext, {
@@ -226,6 +271,9 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       await kube.restartApiserver();
       return json({ ok: true });
     });
+    // GET: how unkind AWS is; POST a partial update ({"enabled":true}, {"iamPropagationMs":[2000,6000]},
+    // {"unassumableRoles":["x"]}, …); DELETE: the settings the test bed started with.
+    frontDoor.control('/_testbed/unkind', unkindControl(unkind, unkindAtStart));
     // {action: 'stop' | 'start' | 'restart-etcd'}: an API server outage of a chosen length.
     frontDoor.control('/_testbed/apiserver', async (_r, body) => {
       const { action } = JSON.parse(body.toString()) as { action: string };
@@ -330,6 +378,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       accessEntries,
       runner,
       functionStates,
+      unkind,
       router,
       exports: () =>
         [
