@@ -78,6 +78,11 @@ const ACCOUNT_ID = '123456789012';
  * (cluster.ts: the EKS authenticator webhook, etcd and kube-apiserver, the EKS cluster record in
  * moto pointing at that API server, the CRDs). More clusters can be added while it runs
  * (POST /_testbed/clusters). Stop it with stop(); logs are removed unless keepLogs.
+ *
+ * The AWS it shows is as unkind as the real one (unkind.ts): Lambda's environment and function-policy
+ * limits, roles Lambda cannot assume (lambda-checks.ts) and the account's quotas (quotas.ts) always;
+ * IAM and access-entry propagation delays (iam-propagation.ts) when the `unkind` option or
+ * SECRETSYNC_TESTBED_UNKIND=1 says so, or from POST /_testbed/unkind on.
  */
 export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
   const started = Date.now();
