@@ -295,18 +295,14 @@ describe('controller provisioning: apply → every resource exists with exactly 
       State: 'Active',
     });
     expect(cfg.VpcConfig?.SubnetIds ?? []).toEqual([]);
+    // Only what reaches the API server: the spec (stage, mapping, policy, target) is read at run time.
     expect(cfg.Environment?.Variables).toEqual({
       SECRETSYNC_SECRET_ARN: arn,
-      SECRETSYNC_VERSION_STAGE: 'AWSCURRENT',
-      SECRETSYNC_REGION: region(),
       SECRETSYNC_CLUSTER_NAME: bed().clusterName,
       SECRETSYNC_API_ENDPOINT: bed().apiUrl.replace(/\/+$/, ''),
-      SECRETSYNC_CA_DATA: Buffer.from(bed().caPem).toString('base64'),
+      SECRETSYNC_CA: bed().caPem.replace(/-----[A-Z ]+-----|\s/g, ''),
       SECRETSYNC_NAMESPACE: ns,
-      SECRETSYNC_TARGET_NAME: 'db-creds',
       SECRETSYNC_SYNC_NAME: name,
-      SECRETSYNC_MERGE_POLICY: 'Merge',
-      // no SECRETSYNC_KEY_MAPPING: spec.target.keys is not set, every key is copied
     });
     expect(got.Tags).toEqual(tags);
     const policy = JSON.parse(
@@ -386,9 +382,15 @@ describe('controller provisioning: apply → every resource exists with exactly 
       },
       {
         apiGroups: ['secretsync.io'],
+        resources: ['secretsyncs'],
+        resourceNames: [name],
+        verbs: ['get'],
+      },
+      {
+        apiGroups: ['secretsync.io'],
         resources: ['secretsyncs/status'],
         resourceNames: [name],
-        verbs: ['get', 'patch'],
+        verbs: ['patch'],
       },
     ]);
     const binding = await rbac().readNamespacedRoleBinding({ name: names.rbacName, namespace: ns });

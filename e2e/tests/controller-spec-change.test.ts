@@ -1,10 +1,5 @@
 import { DescribeRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import {
-  GetFunctionCommand,
-  GetFunctionConfigurationCommand,
-  LambdaClient,
-  UpdateFunctionConfigurationCommand,
-} from '@aws-sdk/client-lambda';
+import { GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,33 +33,28 @@ import { awsConfig, core, freshNamespace, rbac, statusOf } from './support.ts';
  * Spec changes after the first sync: each mutable field (target.name, target.keys, versionStage,
  * mergePolicy, resyncInterval) is patched as an admin would, one pass is driven, and the AWS side,
  * the RBAC and the target are checked to be updated in place — with exactly the AWS writes the
- * change needs — and what the old spec had made removed. secretId and region are immutable (CRD rule).
+ * change needs (the function reads its spec at run time: none but the rule's and the sync) — and
+ * what the old spec had made removed. secretId and region are immutable (CRD rule).
  */
 
-const lambda = () => new LambdaClient(awsConfig());
 const events = () => new EventBridgeClient(awsConfig());
 const sm = () => new SecretsManagerClient(awsConfig());
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
- * Real Lambda answers UpdateFunctionConfiguration with LastUpdateStatus InProgress and finishes a
- * moment later; moto finishes at once. This makes every Lambda client in the process (the in-process
- * controller's included) see the real answer, until the returned function restores it.
+ * Real Lambda reports LastUpdateStatus InProgress while it applies an update (a controller upgrade
+ * with new code, a settings change) and finishes a moment later; moto finishes at once. This makes
+ * every Lambda client in the process (the in-process controller's included) see a function whose
+ * update stays in progress, until the returned function restores it.
  */
-function pretendUpdatesInProgress(): () => void {
+function pretendUpdateInProgress(): () => void {
   const proto = LambdaClient.prototype as unknown as { send: (...args: unknown[]) => Promise<unknown> };
   const own = Object.hasOwn(proto, 'send');
   const original = proto.send;
-  let updating = false;
   proto.send = async function (this: unknown, command: unknown, ...rest: unknown[]) {
     const out = await original.call(this, command, ...rest);
-    if (command instanceof UpdateFunctionConfigurationCommand) {
-      updating = true;
-      return { ...(out as object), LastUpdateStatus: 'InProgress' };
-    }
-    // And it stays in progress while the pass waits for it (up to 8 s), so the pass gives up.
     const config = (out as { Configuration?: object }).Configuration;
-    return updating && command instanceof GetFunctionCommand && config
+    return command instanceof GetFunctionCommand && config
       ? { ...(out as object), Configuration: { ...config, LastUpdateStatus: 'InProgress' } }
       : out;
   };
@@ -139,9 +129,6 @@ describe('controller spec change: updated in place, old parts removed', () => {
     return { ss: ss!, calls, before };
   }
 
-  const env = async (fn: string) =>
-    (await lambda().send(new GetFunctionConfigurationCommand({ FunctionName: fn }))).Environment?.Variables ??
-    {};
   const roleSecretNames = async (ns: string, rbacName: string) =>
     (await rbac().readNamespacedRole({ name: rbacName, namespace: ns })).rules?.find((r) =>
       r.resources?.includes('secrets'),
@@ -159,10 +146,9 @@ describe('controller spec change: updated in place, old parts removed', () => {
       expect(await secretData(s.ns, 'creds-a')).toEqual({ user: 'u', password: 'p1' });
 
       const { ss, calls } = await change(s, { target: { name: 'creds-b' } });
-      // AWS: only the function's environment, and the sync that fills the new Secret.
-      expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'UpdateFunctionConfiguration']);
+      // AWS: only the sync that fills the new Secret (the function reads its target at run time).
+      expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
       expect(ss.status?.targetName).toBe('creds-b');
-      expect((await env(s.fn)).SECRETSYNC_TARGET_NAME).toBe('creds-b');
       expect(await roleSecretNames(s.ns, s.names.rbacName)).toEqual(['creds-b']);
 
       await syncedAtGeneration(s.ns, s.name);
@@ -191,7 +177,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
       expect(await secretData(s.ns, 'creds-a')).toEqual({ user: 'u', password: 'p1' });
 
       const { ss, calls } = await change(s, { target: { name: 'creds-b' } });
-      expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'UpdateFunctionConfiguration']);
+      expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
       expect(ss.status?.targetName).toBe('creds-b');
       expect(
         statusOf(
@@ -206,7 +192,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
     });
   });
 
-  it('target.keys: the mapping is updated in the function, a sync runs with no AWS change, unmapped keys go', async () => {
+  it('target.keys: a sync applies the new mapping with no AWS change and no function update, unmapped keys go', async () => {
     const s = await provision(
       'keys',
       { user: 'u', password: 'p1', host: 'db.example' },
@@ -234,11 +220,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
         keys: [{ from: 'password', to: 'PASSWORD' }, { from: 'host' }],
       },
     });
-    expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'UpdateFunctionConfiguration']);
-    expect(JSON.parse((await env(s.fn)).SECRETSYNC_KEY_MAPPING ?? 'null')).toEqual([
-      { from: 'password', to: 'PASSWORD' },
-      { from: 'host' },
-    ]);
+    expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
 
     const ss = await syncedAtGeneration(s.ns, s.name);
     // The same AWS version, synced again because the spec changed.
@@ -250,7 +232,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
     expect(record).toMatchObject({ added: 2, removed: 2 });
   });
 
-  it('versionStage: rule pattern and function follow the custom label, and moving that label fires the rule', async () => {
+  it('versionStage: the rule pattern and the function follow the custom label, and moving that label fires the rule', async () => {
     const s = await provision('stage', { k: 'v1' }, { target: { name: 'creds' } });
     const v1 = await currentVersion(s.arn);
     // v2 carries BLUE (and AWSPENDING, so it exists without moving AWSCURRENT).
@@ -264,7 +246,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
     expect(await secretData(s.ns, 'creds')).toEqual({ k: 'v1' });
 
     const { calls } = await change(s, { source: { versionStage: 'BLUE' } });
-    expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'PutRule', 'UpdateFunctionConfiguration']);
+    expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'PutRule']);
     const rule = await events().send(new DescribeRuleCommand({ Name: s.names.ruleName }));
     expect(JSON.parse(rule.EventPattern!)).toEqual({
       source: ['aws.secretsmanager'],
@@ -273,7 +255,6 @@ describe('controller spec change: updated in place, old parts removed', () => {
       detail: { labelUpdated: ['BLUE'] },
     });
     expect(rule.State).toBe('ENABLED');
-    expect((await env(s.fn)).SECRETSYNC_VERSION_STAGE).toBe('BLUE');
     let ss = await syncedAtGeneration(s.ns, s.name);
     expect(ss.status?.syncedVersionId).toBe(v2);
     expect(await secretData(s.ns, 'creds')).toEqual({ k: 'v2' });
@@ -321,25 +302,24 @@ describe('controller spec change: updated in place, old parts removed', () => {
       mergePatch,
     );
     const { calls } = await change(s, { mergePolicy: 'Replace' });
-    expect(opsOf(writesOf(calls))).toEqual(['Invoke', 'UpdateFunctionConfiguration']);
-    expect((await env(s.fn)).SECRETSYNC_MERGE_POLICY).toBe('Replace');
+    expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
     await syncedAtGeneration(s.ns, s.name);
     expect((await lastSync(s.fn))?.trigger).toBe('spec-changed');
     expect(await secretData(s.ns, 'creds')).toEqual({ a: '1', b: '2' });
   });
 
-  it('an update still in progress (as real Lambda answers) defers the spec-changed sync to the next pass, not loses it', {
+  it('a function update still in progress (as real Lambda answers) defers the spec-changed sync to the next pass, not loses it', {
     timeout: 180_000,
   }, async () => {
     const s = await provision('inprogress', { user: 'u', password: 'p1' }, { target: { name: 'creds-a' } });
     const key = `${s.ns}/${s.name}`;
     await patchSecretSync(s.ns, s.name, { spec: { target: { name: 'creds-b' } } });
-    const restore = pretendUpdatesInProgress();
+    const restore = pretendUpdateInProgress();
     try {
       await resetAwsCalls();
-      // The environment is updated; the function cannot be invoked until the update is done.
+      // The function cannot be invoked until the update is done: nothing is written to AWS.
       expect(await c.reconcileNow(key)).toEqual({ requeueAfterMs: 3_000 });
-      expect(opsOf(writesOf(await controllerCalls()))).toEqual(['UpdateFunctionConfiguration']);
+      expect(opsOf(writesOf(await controllerCalls()))).toEqual([]);
       const waiting = await getSecretSync(s.ns, s.name);
       expect(condition(waiting, 'Ready')).toMatchObject({
         status: 'False',
@@ -377,7 +357,7 @@ describe('controller spec change: updated in place, old parts removed', () => {
     expect((await lastSync(s.fn))?.trigger).toBe('spec-changed');
   });
 
-  it('resyncInterval: controller-side only — no AWS write, and the requeue follows the new interval', async () => {
+  it('resyncInterval: no AWS write but the one sync that applies the generation, and the requeue follows the new interval', async () => {
     const s = await provision('resync', { k: 'v' }, { target: { name: 'creds' } });
     // The default 24h (jittered by up to −10%).
     const steady = await c.reconcileNow(`${s.ns}/${s.name}`);
@@ -389,20 +369,27 @@ describe('controller spec change: updated in place, old parts removed', () => {
     await resetAwsCalls();
     const result = await c.reconcileNow(`${s.ns}/${s.name}`);
     const calls = await controllerCalls();
-    expect(writesOf(calls), 'no AWS write for a controller-side setting').toEqual([]);
+    // Every generation is applied by one sync, so Synced.observedGeneration follows any spec change.
+    expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
     expect(result?.requeueAfterMs).toBeGreaterThan(0);
     expect(result?.requeueAfterMs).toBeLessThanOrEqual(5 * 60_000);
     const ss = await getSecretSync(s.ns, s.name);
     expect(settled(ss)).toBe(true);
     expect(ss?.metadata.generation).toBe(2);
     await idle();
-    expect((await syncRecords(s.fn)).length, 'the function was not run').toBe(invokesBefore);
+    await syncedAtGeneration(s.ns, s.name);
+    expect((await syncRecords(s.fn)).length, 'one sync for the new generation').toBe(invokesBefore + 1);
+
+    // The next pass is quiet.
+    await resetAwsCalls();
+    await c.reconcileNow(`${s.ns}/${s.name}`);
+    expect(writesOf(await controllerCalls())).toEqual([]);
 
     // "0" disables the backstop: no requeue at all.
     await patchSecretSync(s.ns, s.name, { spec: { resyncInterval: '0' } });
     await resetAwsCalls();
     expect(await c.reconcileNow(`${s.ns}/${s.name}`)).toBeUndefined();
-    expect(writesOf(await controllerCalls())).toEqual([]);
+    expect(opsOf(writesOf(await controllerCalls()))).toEqual(['Invoke']);
     expect(settled(await getSecretSync(s.ns, s.name))).toBe(true);
   });
 });

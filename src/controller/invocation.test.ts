@@ -146,11 +146,8 @@ describe('decideTrigger', () => {
       },
     }) as SecretSync;
   const upToDate = source('v2', 3_600_000);
-  const pass = (
-    p: Partial<{ targetCreated: boolean; functionOrRuleChanged: boolean; functionCreated: boolean }> = {},
-  ) => ({
+  const pass = (p: Partial<{ targetCreated: boolean; functionCreated: boolean }> = {}) => ({
     targetCreated: false,
-    functionOrRuleChanged: false,
     functionCreated: false,
     ...p,
   });
@@ -161,18 +158,40 @@ describe('decideTrigger', () => {
     );
   });
 
-  it('syncs a spec change that changed the function or the rule, in this pass or an unfinished one', () => {
-    expect(decideTrigger(settled(2, 1, 1), upToDate, pass({ functionOrRuleChanged: true }), NOW)).toBe(
-      'spec-changed',
-    );
-    // An earlier pass of generation 2 wrote the change, then failed before completing.
+  it('syncs a generation no complete pass has provisioned yet, once', () => {
+    expect(decideTrigger(settled(2, 1, 1), upToDate, pass(), NOW)).toBe('spec-changed');
+    // An earlier pass of generation 2 got this far, then failed before completing.
     expect(decideTrigger(settled(2, 1, 2), upToDate, pass(), NOW)).toBe('spec-changed');
-    // A controller-side change (nothing of the function's or the rule's moved): nothing to sync.
-    expect(decideTrigger(settled(2, 1, 1), upToDate, pass(), NOW)).toBeUndefined();
-    // Drift repaired without a spec change: the function does what it did; the next event syncs.
-    expect(
-      decideTrigger(settled(1, 1, 1), upToDate, pass({ functionOrRuleChanged: true }), NOW),
-    ).toBeUndefined();
+    // Provisioned: nothing to sync (the function read the spec when it ran).
+    expect(decideTrigger(settled(2, 2, 2), upToDate, pass(), NOW)).toBeUndefined();
+  });
+
+  it('counts a denial soon after an access change as transient (IAM propagation), not later', () => {
+    // The first sync was denied 30 s after the role changed; the AWS secret is at v2, nothing synced.
+    const denied = (changedAgoAtRunMs: number) => {
+      const ss = settled(1, 1, 1);
+      const lastRun = NOW - 6 * 60_000;
+      Object.assign(ss.status as object, {
+        syncedVersionId: undefined,
+        lastInvokeTime: new Date(lastRun).toISOString(),
+        lastSyncTime: new Date(lastRun).toISOString(),
+        accessChangedTime: new Date(lastRun - changedAgoAtRunMs).toISOString(),
+        conditions: [
+          ...(ss.status?.conditions ?? []),
+          {
+            type: 'Synced',
+            status: 'False',
+            reason: 'AccessDenied',
+            message: 'denied',
+            lastTransitionTime: '',
+          },
+        ],
+      });
+      return ss;
+    };
+    const changedLongAgo = source('v2', 3600_000);
+    expect(decideTrigger(denied(30_000), changedLongAgo, pass(), NOW)).toBe('missed-change');
+    expect(decideTrigger(denied(3600_000), changedLongAgo, pass(), NOW)).toBeUndefined();
   });
 
   it('syncs after the function was created again, or is usable again after Failed/Inactive', () => {

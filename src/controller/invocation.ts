@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import { RETRYABLE_BY_DEFAULT } from '../lambda/errors.ts';
+import { withinPropagation } from '../lambda/propagation.ts';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { nameOfArn } from './aws/arn.ts';
 import type { AwsEnv } from './aws/clients.ts';
@@ -49,7 +50,7 @@ export async function functionUsable(
   if (health.state === 'inactive') {
     // Lambda restores an Inactive function when it is invoked (this invocation may be refused while
     // it does; the run, if any, is an ordinary sync).
-    await invoke(env, arn, 'wake').catch(() => {});
+    await invoke(env, arn, { trigger: 'wake' }).catch(() => {});
     throw new Stop(
       'FunctionInactive',
       `Lambda function ${name} is Inactive (${health.code}: ${health.message}); invoked it to wake it`,
@@ -58,15 +59,26 @@ export async function functionUsable(
   }
 }
 
-/** Invokes the function asynchronously with the trigger as its payload. */
-export async function invoke(env: AwsEnv, arn: string, trigger: string): Promise<void> {
+/**
+ * What an invocation tells the function: why it runs, which generation is provisioned (it applies
+ * that spec, and defers a newer one the controller has not put in place yet), and when its access
+ * last changed (a denial soon after is IAM still propagating).
+ */
+export interface InvokePayload {
+  trigger: string;
+  generation?: number | undefined;
+  accessChangedTime?: string | undefined;
+}
+
+/** Invokes the function asynchronously. */
+export async function invoke(env: AwsEnv, arn: string, payload: InvokePayload): Promise<void> {
   const FunctionName = nameOfArn(arn);
   await aws({ operation: 'Invoke', resource: FunctionName }, () =>
     lambdaOf(env, arn).send(
       new InvokeCommand({
         FunctionName,
         InvocationType: 'Event',
-        Payload: Buffer.from(JSON.stringify({ trigger })),
+        Payload: Buffer.from(JSON.stringify(payload)),
       }),
     ),
   );
@@ -79,13 +91,24 @@ export const RETRY_GRACE_MS = 5 * 60_000;
 // Transient failures (the function's retryable reasons) plus Forbidden: the controller restores the
 // function's RBAC in the same pass, so running it again may succeed.
 const TRANSIENT = new Set<string>([...RETRYABLE_BY_DEFAULT, 'Forbidden']);
+// Denials that are transient when they came soon after the function's access changed (propagation.ts).
+const DENIALS = new Set<string>(['AccessDenied', 'Unauthorized']);
+
+/** Whether the function's last failure may pass by itself when it runs again. */
+function transientFailure(ss: SecretSync, lastRun: number): boolean {
+  const synced = ss.status?.conditions?.find((c) => c.type === 'Synced');
+  if (synced?.status !== 'False') return false;
+  if (TRANSIENT.has(synced.reason)) return true;
+  return DENIALS.has(synced.reason) && withinPropagation(ss.status?.accessChangedTime, lastRun);
+}
 
 /**
  * Whether the AWS secret moved on without the function: the stage points at a version the target
  * does not hold, and either the function has not run since the secret last changed (the event was
  * lost — EventBridge gave up, or the API server was down through all of Lambda's retries) or its
- * last run failed transiently and Lambda's retries are over. Costs nothing: DescribeSecret is read
- * every pass anyway. A permanent failure (InvalidKey, TooLarge…) waits for the next change.
+ * last run failed transiently and Lambda's retries are over — a denial soon after the function's
+ * access changed included (IAM propagation). Costs nothing: DescribeSecret is read every pass anyway.
+ * A permanent failure (InvalidKey, TooLarge, a denial long after any change…) waits for the next change.
  */
 export function missedChange(
   ss: SecretSync,
@@ -99,8 +122,7 @@ export function missedChange(
   const lastRun = ss.status?.lastSyncTime ? Date.parse(ss.status.lastSyncTime) : 0;
   const changed = source.lastChangedDate?.getTime() ?? 0;
   if (lastRun < changed) return now - changed >= EVENT_GRACE_MS;
-  const synced = ss.status?.conditions?.find((c) => c.type === 'Synced');
-  return synced?.status === 'False' && TRANSIENT.has(synced.reason) && now - lastRun >= RETRY_GRACE_MS;
+  return transientFailure(ss, lastRun) && now - lastRun >= RETRY_GRACE_MS;
 }
 
 type Changed =
@@ -141,24 +163,19 @@ export function nextResyncAt(ss: SecretSync, lastInvokeTime: string | undefined)
 }
 
 /**
- * Why to invoke now, if at all. A spec change since the last complete pass syncs now, not at the
- * next change event — when it changed what the function does (mapping, stage, policy, target all
- * live in its environment) or the rule (resumed: changes while it was disabled were missed), in this
- * pass or in an earlier pass of this generation that did not complete (the Ready condition records
- * the generation it saw). A controller-side change (resyncInterval) invokes nothing.
+ * Why to invoke now, if at all. A generation no complete pass has provisioned yet syncs now, not at
+ * the next change event: the function reads its spec at run time, so whatever changed (mapping,
+ * stage, policy, target — or only resyncInterval) is applied, and Synced.observedGeneration follows.
  */
 export function decideTrigger(
   ss: SecretSync,
   source: { stageVersions: Record<string, string>; lastChangedDate: Date | undefined },
-  pass: { targetCreated: boolean; functionOrRuleChanged: boolean; functionCreated: boolean },
+  pass: { targetCreated: boolean; functionCreated: boolean },
   now: number,
 ): string | undefined {
   const ready = ss.status?.conditions?.find((c) => c.type === 'Ready');
-  const readySaw = ready?.observedGeneration;
   const specChanged =
-    ss.status?.observedGeneration !== undefined &&
-    ss.status.observedGeneration !== ss.metadata.generation &&
-    (pass.functionOrRuleChanged || readySaw === ss.metadata.generation);
+    ss.status?.observedGeneration !== undefined && ss.status.observedGeneration !== ss.metadata.generation;
   return invocationTrigger(
     ss,
     now,

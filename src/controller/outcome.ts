@@ -2,7 +2,8 @@
 // pass can meet is already typed at its API boundary (aws/errors.ts, kube/errors.ts, errors.ts);
 // here each class becomes a reason, a status and a retry decision.
 
-import { AwsError, AwsServerError, ThrottledError } from './aws/errors.ts';
+import { withinPropagation } from '../lambda/propagation.ts';
+import { AwsError, AwsServerError, QuotaExceededError, ThrottledError } from './aws/errors.ts';
 import { NotOursError, RetryLaterError } from './errors.ts';
 import { KubeError, KubeUnavailableError } from './kube/errors.ts';
 import type { ControllerStatus } from './kube/secretsyncs.ts';
@@ -22,6 +23,8 @@ export const READY_REASONS = [
   'ClusterUnavailable',
   'FunctionFailed',
   'FunctionInactive',
+  'RoleNotAssumable',
+  'QuotaExceeded',
   'AccessDenied',
   'AwsError',
   'KubernetesError',
@@ -48,8 +51,29 @@ export interface Outcome {
   rethrow?: Error;
 }
 
-export function classify(err: unknown): Outcome {
+/**
+ * `accessChangedTime`: when the pass (or an earlier one) last changed the function's role or access
+ * entry. IAM propagation waits as Provisioning within the window after it; after that, the same
+ * answer is a real misconfiguration and says what to check.
+ */
+export function classify(
+  err: unknown,
+  ctx: { accessChangedTime?: string | undefined; now?: number } = {},
+): Outcome {
   const requeue = (ms: number | undefined) => (ms === undefined ? undefined : { requeueAfterMs: ms });
+  if (
+    err instanceof RetryLaterError &&
+    err.reason === 'IamPropagation' &&
+    !withinPropagation(ctx.accessChangedTime, ctx.now ?? Date.now())
+  ) {
+    return { ready: notPropagation(err), result: requeue(SLOW_RETRY_MS) };
+  }
+  if (err instanceof QuotaExceededError) {
+    return {
+      ready: { status: 'False', reason: 'QuotaExceeded', message: err.message },
+      result: requeue(SLOW_RETRY_MS),
+    };
+  }
   if (err instanceof Stop) {
     return {
       ready: { status: 'False', reason: err.reason, message: err.message },
@@ -90,5 +114,22 @@ export function classify(err: unknown): Outcome {
   return {
     ready: { status: 'Unknown', reason: 'AwsError', message: (err as Error)?.message ?? String(err) },
     rethrow: err instanceof Error ? err : new Error(String(err)),
+  };
+}
+
+/** An IAM propagation answer long after the last change: what it really means. */
+function notPropagation(err: RetryLaterError): ControllerStatus['ready'] {
+  const since = "and the function's role has not changed for minutes";
+  if (err.operation === 'CreateAccessEntry') {
+    return {
+      status: 'False',
+      reason: 'AwsError',
+      message: `${err.message} ${since}: EKS does not accept the role as a principal; check that it exists in this account`,
+    };
+  }
+  return {
+    status: 'False',
+    reason: 'RoleNotAssumable',
+    message: `${err.message} ${since}: check that its trust policy lets lambda.amazonaws.com assume it, and that no SCP or permissions boundary denies it (iam:PassRole for the controller, sts:AssumeRole for Lambda)`,
   };
 }

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { accessEntryManager, withRoleId } from './aws/access-entry.ts';
 import type { AwsEnv } from './aws/clients.ts';
 import type { DesiredState, identitiesOf } from './aws/desired.ts';
+import { QuotaExceededError } from './aws/errors.ts';
 import { ruleManager } from './aws/event-rule.ts';
 import { roleManager } from './aws/iam-role.ts';
 import { invokeConfigManager } from './aws/invoke-config.ts';
@@ -93,8 +94,6 @@ export function plannedRecords(plan: Plan): ResourceRecord[] {
 export interface Provisioned {
   roleArn: string;
   fn: Ensured<LatestFunction>;
-  /** Something of the function's or the rule's was written (the function now does something else). */
-  functionOrRuleChanged: boolean;
   ruleArn: string;
   /** The target Secret was created by this pass. */
   targetCreated: boolean;
@@ -104,34 +103,45 @@ export interface Provisioned {
 
 /**
  * Ensures everything, forward. The identities are written to status (`persist`) before the first
- * create, so a crash after it leaves nothing teardown does not know of.
+ * create, so a crash after it leaves nothing teardown does not know of. `accessChanged` is called as
+ * soon as the function's role, its policies or its access entry were written: AWS applies those with
+ * a delay, and denials soon after are waited out (outcome.ts, the function's propagation.ts).
  */
 export async function provision(
   envs: Envs,
   plan: Plan,
   owner: Owner,
   records: Records,
-  persist: () => Promise<void>,
+  hooks: { persist: () => Promise<void>; accessChanged: () => void },
 ): Promise<Provisioned> {
   const planned = plannedRecords(plan);
   if (planned.some((r) => !records.has(r))) {
     for (const r of planned) if (!records.has(r)) records.put(r);
-    await persist();
+    await hooks.persist();
   }
-  const role = await ensure(roleManager, envs.aws, plan.aws.role, owner);
+  // The two things with quotas first, the smaller first: rules per bus (300, shared with every other
+  // rule there), then roles per account (1000). A SecretSync over the rule quota creates nothing; one
+  // over the role quota has only the rule it just created to undo — no half-provisioned leftovers.
+  const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
+  const role = await ensure(roleManager, envs.aws, plan.aws.role, owner).catch(async (err: unknown) => {
+    if (err instanceof QuotaExceededError && rule.created)
+      await remove(ruleManager, envs.aws, ruleManager.id(plan.aws.rule), owner);
+    throw err;
+  });
+  if (role.changed) hooks.accessChanged();
   await ensure(logGroupManager, envs.aws, plan.aws.logGroup, owner);
   const fn = await ensure(functionManager, envs.aws, plan.aws.function, owner);
   // A function created (or re-created) in this pass has neither: no need to ask.
   const absent = { absent: fn.created };
   await ensure(invokeConfigManager, envs.aws, plan.aws.invokeConfig, owner, absent);
-  // Rule (ownership checked), then the permission for it, then the target: EventBridge is never
+  // The permission for the rule (ownership checked above), then the target: EventBridge is never
   // allowed in for a rule that is not ours, and never delivers to a function that would refuse it.
-  const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
-  const permission = await ensure(permissionManager, envs.aws, plan.aws.permission, owner, absent);
+  await ensure(permissionManager, envs.aws, plan.aws.permission, owner, absent);
   const target = { ...plan.aws.rule.target, ruleArn: plan.aws.rule.arn };
-  const routed = await ensure(ruleTargetManager, envs.aws, target, owner, { absent: rule.created });
+  await ensure(ruleTargetManager, envs.aws, target, owner, { absent: rule.created });
   const roleId = role.latest.role.RoleId as string;
-  await ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner);
+  const entry = await ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner);
+  if (entry.changed) hooks.accessChanged();
   await ensure(kubeRoleManager, envs.kube, plan.role, owner);
   await ensure(roleBindingManager, envs.kube, plan.binding, owner);
   const secret = await ensure(targetSecretManager, envs.kube, plan.target, owner);
@@ -140,7 +150,6 @@ export async function provision(
   return {
     roleArn: role.latest.role.Arn ?? plan.aws.role.arn,
     fn,
-    functionOrRuleChanged: fn.changed || rule.changed || permission.changed || routed.changed,
     ruleArn: rule.latest.rule.Arn ?? plan.aws.rule.arn,
     targetCreated: secret.created,
     functionCreated: fn.created,

@@ -70,7 +70,12 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
         known: targetKnown,
       }),
     };
-    const done = await provision(pass.envs, plan, pass.owner, pass.records, () => pass.persist());
+    const done = await provision(pass.envs, plan, pass.owner, pass.records, {
+      persist: () => pass.persist(),
+      accessChanged: () => {
+        pass.status.accessChangedTime = isoSeconds((deps.now ?? Date.now)());
+      },
+    });
     Object.assign(pass.status, {
       secretArn: source.arn,
       roleArn: done.roleArn,
@@ -91,10 +96,14 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     if (!ss.spec.suspend) {
       const trigger = decideTrigger(ss, source, done, now);
       if (trigger) {
-        await invoke(pass.envs.aws, aws.function.arn, trigger);
+        await invoke(pass.envs.aws, aws.function.arn, {
+          trigger,
+          generation: ss.metadata.generation,
+          accessChangedTime: pass.status.accessChangedTime,
+        });
         deps.metrics?.invocations.inc({ trigger });
         pass.log.info({ trigger }, 'invoked the function');
-        pass.status.lastInvokeTime = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+        pass.status.lastInvokeTime = isoSeconds(now);
         // Any invocation serves a pending force-sync request too.
         const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
         if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
@@ -121,7 +130,10 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     );
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   } catch (err) {
-    const { ready, result, rethrow } = classify(err);
+    const { ready, result, rethrow } = classify(err, {
+      accessChangedTime: pass.status.accessChangedTime,
+      now: (deps.now ?? Date.now)(),
+    });
     pass.log[rethrow ? 'warn' : 'info']({ reason: ready.reason, detail: ready.message }, 'not ready');
     await pass
       .finish(ready)
@@ -130,6 +142,8 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     return result;
   }
 }
+
+const isoSeconds = (t: number) => new Date(t).toISOString().replace(/\.\d+Z$/, 'Z');
 
 interface Pass {
   deps: ReconcileDeps;
@@ -177,6 +191,7 @@ function startPass(deps: ReconcileDeps, ss: SecretSync): Pass {
     accessEntryUsername: resourceNames(owner).eksUsername,
     lastInvokeTime: s?.lastInvokeTime,
     lastForceSync: s?.lastForceSync,
+    accessChangedTime: s?.accessChangedTime,
   };
   const write = (ready: ControllerStatus['ready'], readyGeneration?: number) =>
     applyStatus(deps.kube.custom, ss, { ...status, resources: records.list, ready }, readyGeneration);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ENV, loadConfig, type SyncConfig, toEnv } from './config.ts';
+import { compactCa, ENV, type FunctionConfig, loadConfig, type SyncSpec, specOf, toEnv } from './config.ts';
 import { SyncError } from './errors.ts';
 
 // A throwaway self-signed certificate (no key kept anywhere), standing in for an EKS cluster CA.
@@ -15,23 +15,21 @@ AiBOXsXb35TaSO8T6I+PJ3EVK6PwM0Cjki4AMGGkfwnU2QIhAJqTfazskkDCys0q
 w5A5+vBHuuAGv9Yu3oMW4ZHm/VQm
 -----END CERTIFICATE-----
 `;
-const CA_DATA = Buffer.from(CA_PEM).toString('base64');
+const CA_DER = CA_PEM.replace(/-----[A-Z ]+-----|\s/g, '');
 const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/payments/db-AbCdEf';
 
 const VALID: Record<string, string> = {
   [ENV.secretArn]: ARN,
-  [ENV.region]: 'eu-west-1',
   [ENV.clusterName]: 'prod-cluster',
   [ENV.apiEndpoint]: 'https://ABCDEF0123456789.gr7.eu-west-1.eks.amazonaws.com',
-  [ENV.caData]: CA_DATA,
+  [ENV.ca]: CA_DER,
   [ENV.namespace]: 'payments',
-  [ENV.targetName]: 'db-creds',
   [ENV.syncName]: 'db',
 };
 
-function problemsOf(env: Record<string, string | undefined>): string {
+function problemsOf(load: () => unknown): string {
   try {
-    loadConfig(env);
+    load();
   } catch (err) {
     expect(err).toBeInstanceOf(SyncError);
     expect((err as SyncError).reason).toBe('InvalidConfiguration');
@@ -42,41 +40,19 @@ function problemsOf(env: Record<string, string | undefined>): string {
 }
 
 describe('loadConfig', () => {
-  it('loads a complete environment, with defaults for stage, policy and mapping', () => {
-    expect(loadConfig(VALID)).toEqual<SyncConfig>({
+  it("loads a complete environment; the region is the secret ARN's", () => {
+    expect(loadConfig(VALID)).toEqual<FunctionConfig>({
       secretArn: ARN,
-      versionStage: 'AWSCURRENT',
       region: 'eu-west-1',
       clusterName: 'prod-cluster',
       apiEndpoint: 'https://abcdef0123456789.gr7.eu-west-1.eks.amazonaws.com',
       caPem: CA_PEM,
       namespace: 'payments',
-      targetName: 'db-creds',
       syncName: 'db',
-      keyMapping: undefined,
-      mergePolicy: 'Merge',
     });
   });
 
-  it.each<[string, Record<string, string | undefined>, Partial<SyncConfig>]>([
-    [
-      'region falls back to AWS_REGION',
-      { [ENV.region]: undefined, AWS_REGION: 'eu-west-1' },
-      { region: 'eu-west-1' },
-    ],
-    ['explicit version stage', { [ENV.versionStage]: 'blue' }, { versionStage: 'blue' }],
-    ['Replace policy', { [ENV.mergePolicy]: 'Replace' }, { mergePolicy: 'Replace' }],
-    ['empty mapping variable = all keys', { [ENV.keyMapping]: '' }, { keyMapping: undefined }],
-    [
-      'key mapping with and without to',
-      { [ENV.keyMapping]: '[{"from":"password","to":"DB_PASSWORD"},{"from":"user"}]' },
-      { keyMapping: [{ from: 'password', to: 'DB_PASSWORD' }, { from: 'user' }] },
-    ],
-    [
-      'a mapped from that is no valid Secret key is fine when renamed',
-      { [ENV.keyMapping]: '[{"from":"db password","to":"DB_PASSWORD"}]' },
-      { keyMapping: [{ from: 'db password', to: 'DB_PASSWORD' }] },
-    ],
+  it.each<[string, Record<string, string | undefined>, Partial<FunctionConfig>]>([
     [
       'endpoint with port and trailing slash',
       { [ENV.apiEndpoint]: 'https://127.0.0.1:6443/' },
@@ -87,16 +63,12 @@ describe('loadConfig', () => {
       { [ENV.apiEndpoint]: 'https://proxy.example/k8s/' },
       { apiEndpoint: 'https://proxy.example/k8s' },
     ],
-    ['CA data wrapped over lines', { [ENV.caData]: CA_DATA.replace(/(.{76})/g, '$1\n') }, { caPem: CA_PEM }],
+    ['a CA bundle of two certificates', { [ENV.ca]: `${CA_DER},${CA_DER}` }, { caPem: `${CA_PEM}${CA_PEM}` }],
     [
       'China partition ARN',
-      {
-        [ENV.secretArn]: 'arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:x-AbCdEf',
-        [ENV.region]: 'cn-north-1',
-      },
+      { [ENV.secretArn]: 'arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:x-AbCdEf' },
       { region: 'cn-north-1' },
     ],
-    ['dotted target name', { [ENV.targetName]: 'db.creds.v1' }, { targetName: 'db.creds.v1' }],
   ])('%s', (_name, overrides, expected) => {
     expect(loadConfig({ ...VALID, ...overrides })).toMatchObject(expected);
   });
@@ -120,18 +92,6 @@ describe('loadConfig', () => {
       'must be a full Secrets Manager secret ARN',
     ],
     [
-      'no region at all',
-      { [ENV.region]: undefined, AWS_REGION: undefined },
-      `${ENV.region} is missing (and so is AWS_REGION)`,
-    ],
-    ['malformed region', { [ENV.region]: 'Europe' }, `${ENV.region} must be an AWS region`],
-    [
-      'region other than the ARN',
-      { [ENV.region]: 'us-east-1' },
-      'is us-east-1 but the secret ARN is in eu-west-1',
-    ],
-    ['bad stage', { [ENV.versionStage]: 'a b' }, `${ENV.versionStage} must be a staging label`],
-    [
       'cluster name with a slash',
       { [ENV.clusterName]: 'a/b' },
       `${ENV.clusterName} must be an EKS cluster name`,
@@ -153,93 +113,33 @@ describe('loadConfig', () => {
       { [ENV.apiEndpoint]: 'https://example.com/?x=1' },
       'without credentials, query or fragment',
     ],
-    ['CA data not base64', { [ENV.caData]: 'not base64!' }, `${ENV.caData} must be the base64-encoded PEM`],
+    ['CA not base64', { [ENV.ca]: 'not base64!' }, `${ENV.ca} must be comma-separated base64 DER`],
     [
-      'CA data not a certificate',
-      { [ENV.caData]: Buffer.from('hello').toString('base64') },
-      'does not decode to a PEM certificate',
+      'CA not a certificate',
+      { [ENV.ca]: Buffer.from('hello').toString('base64') },
+      'does not decode to a certificate',
     ],
-    [
-      'CA given as raw PEM instead of base64',
-      { [ENV.caData]: CA_PEM },
-      `${ENV.caData} must be the base64-encoded PEM`,
-    ],
+    ['CA given as PEM', { [ENV.ca]: CA_PEM }, `${ENV.ca} must be comma-separated base64 DER`],
     ['namespace with capitals', { [ENV.namespace]: 'Payments' }, `${ENV.namespace} must be a namespace name`],
     ['namespace with a dot', { [ENV.namespace]: 'a.b' }, `${ENV.namespace} must be a namespace name`],
-    [
-      'target name with underscore',
-      { [ENV.targetName]: 'db_creds' },
-      `${ENV.targetName} must be a DNS-1123 subdomain`,
-    ],
     [
       'SecretSync name over 63 characters',
       { [ENV.syncName]: 'a'.repeat(64) },
       `${ENV.syncName} must be a DNS-1123 subdomain`,
     ],
-    [
-      'unknown merge policy',
-      { [ENV.mergePolicy]: 'merge' },
-      `${ENV.mergePolicy} must be Merge or Replace (got "merge")`,
-    ],
-    ['mapping not JSON', { [ENV.keyMapping]: '{from: a}' }, `${ENV.keyMapping} must be a JSON array`],
-    ['mapping not an array', { [ENV.keyMapping]: '{"from":"a"}' }, `${ENV.keyMapping} must be a JSON array`],
-    ['mapping empty', { [ENV.keyMapping]: '[]' }, 'must list at least one key; omit it to copy every key'],
-    ['mapping entry not an object', { [ENV.keyMapping]: '["a"]' }, `${ENV.keyMapping}[0] must be an object`],
-    [
-      'mapping entry without from',
-      { [ENV.keyMapping]: '[{"to":"a"}]' },
-      `${ENV.keyMapping}[0].from must be a string`,
-    ],
-    [
-      'mapping entry with a non-string to',
-      { [ENV.keyMapping]: '[{"from":"a","to":1}]' },
-      `${ENV.keyMapping}[0].to must be a string`,
-    ],
-    [
-      'mapping entry with a typo',
-      { [ENV.keyMapping]: '[{"from":"a","too":"b"}]' },
-      'has unknown field "too"',
-    ],
-    [
-      'mapping to an invalid key',
-      { [ENV.keyMapping]: '[{"from":"a","to":"b/c"}]' },
-      'maps to "b/c", not a valid Secret key',
-    ],
-    [
-      'mapping from an invalid key without to',
-      { [ENV.keyMapping]: '[{"from":"a b"}]' },
-      'maps to "a b", not a valid',
-    ],
-    [
-      'two entries mapping to one key',
-      { [ENV.keyMapping]: '[{"from":"a","to":"x"},{"from":"x"}]' },
-      `${ENV.keyMapping}[1] maps to "x" again`,
-    ],
-    [
-      'more than 100 entries',
-      { [ENV.keyMapping]: JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ from: `k${i}` }))) },
-      'has 101 entries, at most 100',
-    ],
   ])('rejects %s', (_name, overrides, message) => {
-    expect(problemsOf({ ...VALID, ...overrides })).toContain(message);
+    expect(problemsOf(() => loadConfig({ ...VALID, ...overrides }))).toContain(message);
   });
 
   it('reports every problem in one message', () => {
-    const message = problemsOf({
-      [ENV.apiEndpoint]: 'http://x',
-      [ENV.namespace]: 'Bad',
-      [ENV.mergePolicy]: 'Sometimes',
-    });
+    const message = problemsOf(() => loadConfig({ [ENV.apiEndpoint]: 'http://x', [ENV.namespace]: 'Bad' }));
     for (const expected of [
       `${ENV.secretArn} is missing`,
-      `${ENV.region} is missing`,
       `${ENV.clusterName} is missing`,
       `${ENV.apiEndpoint} must be an https URL`,
-      `${ENV.caData} is missing`,
+      `${ENV.ca} is missing`,
       `${ENV.namespace} must be a namespace name`,
-      `${ENV.targetName} is missing`,
       `${ENV.syncName} is missing`,
-      `${ENV.mergePolicy} must be Merge or Replace`,
     ]) {
       expect(message).toContain(expected);
     }
@@ -247,26 +147,106 @@ describe('loadConfig', () => {
   });
 
   it('bounds how much of a bad value it repeats', () => {
-    expect(problemsOf({ ...VALID, [ENV.targetName]: `X${'y'.repeat(5000)}` }).length).toBeLessThan(300);
+    expect(
+      problemsOf(() => loadConfig({ ...VALID, [ENV.namespace]: `X${'y'.repeat(5000)}` })).length,
+    ).toBeLessThan(300);
   });
 });
 
 describe('toEnv', () => {
-  it.each<[string, Record<string, string>]>([
-    ['defaults', {}],
-    [
-      'mapping and Replace',
-      { [ENV.keyMapping]: '[{"from":"a","to":"B"},{"from":"c"}]', [ENV.mergePolicy]: 'Replace' },
-    ],
-  ])('round-trips through loadConfig: %s', (_name, overrides) => {
-    const config = loadConfig({ ...VALID, ...overrides });
+  it('round-trips through loadConfig', () => {
+    const config = loadConfig(VALID);
     expect(loadConfig(toEnv(config))).toEqual(config);
   });
 
-  it('sets only SECRETSYNC_ variables, and the CA as base64', () => {
+  it('sets only SECRETSYNC_ variables, the CA as base64 DER', () => {
     const env = toEnv(loadConfig(VALID));
     expect(Object.keys(env).every((name) => name.startsWith('SECRETSYNC_'))).toBe(true);
-    expect(env[ENV.caData]).toBe(CA_DATA);
-    expect(env[ENV.keyMapping]).toBeUndefined();
+    expect(env[ENV.ca]).toBe(CA_DER);
+    expect(compactCa(`${CA_PEM}\n${CA_PEM}`)).toBe(`${CA_DER},${CA_DER}`);
+  });
+
+  it("stays far below Lambda's 4 KB with the longest names the CRD and EKS allow", () => {
+    // An RSA-2048 EKS CA is about 1.1 KB of DER; the test CA is smaller, so pad to that size.
+    const env = toEnv({
+      secretArn: `arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:${'s'.repeat(512)}-AbCdEf`,
+      clusterName: 'c'.repeat(100),
+      apiEndpoint: `https://${'A'.repeat(32)}.gr7.us-gov-west-1.eks.amazonaws.com`,
+      caPem: CA_PEM,
+      namespace: 'n'.repeat(63),
+      syncName: 's'.repeat(63),
+    });
+    const measured = JSON.stringify(env).length - CA_DER.length + Math.ceil(1_100 / 3) * 4;
+    expect(measured).toBeLessThan(2_600);
+  });
+});
+
+describe('specOf', () => {
+  const ss = (spec: Record<string, unknown>, generation = 3) => ({ metadata: { generation }, spec });
+
+  it('defaults stage, policy, target and mapping', () => {
+    expect(specOf(ss({ source: {}, target: {} }), 'db')).toEqual<SyncSpec>({
+      generation: 3,
+      targetName: 'db',
+      versionStage: 'AWSCURRENT',
+      keyMapping: undefined,
+      mergePolicy: 'Merge',
+    });
+  });
+
+  it('reads what the spec says, 100 mappings of the longest names included', () => {
+    const keys = Array.from({ length: 100 }, (_, i) => ({
+      from: `${String(i).padStart(3, '0')}${'f'.repeat(253)}`,
+      to: `${String(i).padStart(3, '0')}${'t'.repeat(250)}`,
+    }));
+    const got = specOf(
+      ss({
+        source: { versionStage: 'BLUE' },
+        target: { name: 'db.creds.v1', keys },
+        mergePolicy: 'Replace',
+      }),
+      'db',
+    );
+    expect(got).toMatchObject({ targetName: 'db.creds.v1', versionStage: 'BLUE', mergePolicy: 'Replace' });
+    expect(got.keyMapping).toEqual(keys);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['bad stage', { source: { versionStage: 'a b' } }, 'spec.source.versionStage must be a staging label'],
+    ['target with underscore', { target: { name: 'db_creds' } }, 'spec.target.name must be a DNS-1123'],
+    [
+      'unknown merge policy',
+      { mergePolicy: 'merge' },
+      'spec.mergePolicy must be Merge or Replace (got "merge")',
+    ],
+    ['mapping not a list', { target: { keys: { from: 'a' } } }, 'spec.target.keys must be a list'],
+    ['mapping empty', { target: { keys: [] } }, 'must list at least one key; omit it to copy every key'],
+    ['entry not an object', { target: { keys: ['a'] } }, 'spec.target.keys[0] must be an object'],
+    ['entry without from', { target: { keys: [{ to: 'a' }] } }, 'spec.target.keys[0].from must be a string'],
+    [
+      'non-string to',
+      { target: { keys: [{ from: 'a', to: 1 }] } },
+      'spec.target.keys[0].to must be a string',
+    ],
+    ['a typo', { target: { keys: [{ from: 'a', too: 'b' }] } }, 'has unknown field "too"'],
+    [
+      'an invalid key',
+      { target: { keys: [{ from: 'a', to: 'b/c' }] } },
+      'maps to "b/c", not a valid Secret key',
+    ],
+    [
+      'two entries mapping to one key',
+      { target: { keys: [{ from: 'a', to: 'x' }, { from: 'x' }] } },
+      'spec.target.keys[1] maps to "x" again',
+    ],
+    [
+      'more than 100 entries',
+      { target: { keys: Array.from({ length: 101 }, (_, i) => ({ from: `k${i}` })) } },
+      'has 101 entries, at most 100',
+    ],
+  ])('rejects %s', (_name, spec, message) => {
+    const text = problemsOf(() => specOf(ss(spec), 'db'));
+    expect(text).toContain(message);
+    expect(text.startsWith('invalid SecretSync spec: ')).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
-// The function's configuration: environment variables the controller sets on each Lambda. The
+// The function's configuration: a few environment variables the controller sets on each Lambda (what
+// it needs to reach the API server), and the spec it reads from its SecretSync at run time. The
 // names are exported so the controller builds the environment from the same constants (see toEnv).
-// Everything is validated up front and every problem reported at once, so a bad function
-// configuration reads as one Synced=False/InvalidConfiguration rather than a string of retries.
+// Everything is validated up front and every problem reported at once, so a bad configuration reads
+// as one Synced=False/InvalidConfiguration rather than a string of retries.
 
 import { X509Certificate } from 'node:crypto';
 import { quoteKey, SyncError } from './errors.ts';
@@ -9,38 +10,42 @@ import { isValidSecretKey, type KeyMapping, SECRET_KEY_RULE } from './payload.ts
 
 export const ENV = {
   secretArn: 'SECRETSYNC_SECRET_ARN',
-  versionStage: 'SECRETSYNC_VERSION_STAGE',
-  region: 'SECRETSYNC_REGION',
   clusterName: 'SECRETSYNC_CLUSTER_NAME',
   apiEndpoint: 'SECRETSYNC_API_ENDPOINT',
-  caData: 'SECRETSYNC_CA_DATA',
+  ca: 'SECRETSYNC_CA',
   namespace: 'SECRETSYNC_NAMESPACE',
-  targetName: 'SECRETSYNC_TARGET_NAME',
   syncName: 'SECRETSYNC_SYNC_NAME',
-  keyMapping: 'SECRETSYNC_KEY_MAPPING',
-  mergePolicy: 'SECRETSYNC_MERGE_POLICY',
 } as const;
-
-/** Set by the Lambda runtime; the fallback when SECRETSYNC_REGION is absent. */
-export const AWS_REGION_ENV = 'AWS_REGION';
 
 export const MERGE_POLICIES = ['Merge', 'Replace'] as const;
 export type MergePolicy = (typeof MERGE_POLICIES)[number];
 
 export const DEFAULT_VERSION_STAGE = 'AWSCURRENT';
 
-export interface SyncConfig {
+/**
+ * What the function needs before it can reach the API server, from its environment: the secret its
+ * role may read, the cluster, and which SecretSync it serves. Everything else (stage, mapping, merge
+ * policy, target) it reads from that SecretSync at run time (SyncSpec): Lambda's environment holds 4 KB,
+ * and a spec change then needs no function update.
+ */
+export interface FunctionConfig {
   secretArn: string;
-  versionStage: string;
+  /** The secret's region, from its ARN: the function, its role and the secret share it (DESIGN §4). */
   region: string;
   clusterName: string;
   /** https origin (plus optional path prefix), without a trailing slash. */
   apiEndpoint: string;
-  /** The cluster CA as PEM text, decoded from the base64 EKS DescribeCluster returns. */
+  /** The cluster CA as PEM text. */
   caPem: string;
   namespace: string;
-  targetName: string;
   syncName: string;
+}
+
+/** What one run applies, read from the SecretSync: its spec and the generation it belongs to. */
+export interface SyncSpec {
+  generation: number | undefined;
+  targetName: string;
+  versionStage: string;
   /** undefined = copy every key under its own name. */
   keyMapping: KeyMapping[] | undefined;
   mergePolicy: MergePolicy;
@@ -49,7 +54,6 @@ export interface SyncConfig {
 // Same shapes as the CRD's validation rules, so what the API server admitted loads here.
 const ARN =
   /^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:secretsmanager:([a-z]{2}(-[a-z]+)+-[0-9]+):[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
 const VERSION_STAGE = /^[A-Za-z0-9_.@-]{1,256}$/;
 // EKS: letters, digits, '-' and '_', starting with a letter or digit, at most 100 characters.
 const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
@@ -60,10 +64,15 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const MAX_MAPPINGS = 100;
 const MAX_FROM_LENGTH = 256;
 
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): SyncConfig {
+// Values are configuration, not secrets, but may be long or odd: show a bounded, quoted form.
+const shown = (value: string) => quoteKey(value);
+
+function invalid(problems: string[], what: string): SyncError {
+  return new SyncError('InvalidConfiguration', `invalid ${what}: ${problems.join('; ')}`);
+}
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): FunctionConfig {
   const problems: string[] = [];
-  // Values are configuration, not secrets, but may be long or odd: show a bounded, quoted form.
-  const shown = (value: string) => quoteKey(value);
   const required = (name: string): string => {
     const value = env[name]?.trim();
     if (!value) problems.push(`${name} is missing`);
@@ -77,30 +86,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): S
   const arnMatch = ARN.exec(secretArn);
   check(ENV.secretArn, secretArn, arnMatch !== null, 'must be a full Secrets Manager secret ARN');
 
-  const versionStage = env[ENV.versionStage]?.trim() || DEFAULT_VERSION_STAGE;
-  check(ENV.versionStage, versionStage, VERSION_STAGE.test(versionStage), 'must be a staging label');
-
-  const regionVar = env[ENV.region]?.trim() ? ENV.region : AWS_REGION_ENV;
-  const region = env[regionVar]?.trim() ?? '';
-  if (region === '') problems.push(`${ENV.region} is missing (and so is ${AWS_REGION_ENV})`);
-  check(regionVar, region, REGION.test(region), 'must be an AWS region such as eu-west-1');
-  // The function, its role and the secret live in one region (DESIGN §4); a mismatch would have the
-  // Secrets Manager client look in the wrong place.
-  const arnRegion = arnMatch?.[2];
-  if (arnRegion !== undefined && REGION.test(region) && arnRegion !== region) {
-    problems.push(`${regionVar} is ${region} but the secret ARN is in ${arnRegion}`);
-  }
-
   const clusterName = required(ENV.clusterName);
   check(ENV.clusterName, clusterName, CLUSTER_NAME.test(clusterName), 'must be an EKS cluster name');
 
   const apiEndpoint = parseEndpoint(required(ENV.apiEndpoint), problems);
-  const caPem = parseCa(required(ENV.caData), problems);
+  const caPem = parseCa(required(ENV.ca), problems);
 
   const namespace = required(ENV.namespace);
   check(ENV.namespace, namespace, isDns1123Label(namespace), 'must be a namespace name (DNS-1123 label)');
-  const targetName = required(ENV.targetName);
-  check(ENV.targetName, targetName, isDns1123Subdomain(targetName, 253), 'must be a DNS-1123 subdomain');
   const syncName = required(ENV.syncName);
   // 63: the CRD's limit on a SecretSync's name.
   check(
@@ -110,53 +103,54 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): S
     'must be a DNS-1123 subdomain of ≤63 characters',
   );
 
-  const keyMapping = parseKeyMapping(env[ENV.keyMapping], problems);
-
-  const mergePolicy = env[ENV.mergePolicy]?.trim() || 'Merge';
-  if (!isMergePolicy(mergePolicy)) {
-    problems.push(`${ENV.mergePolicy} must be ${MERGE_POLICIES.join(' or ')} (got ${shown(mergePolicy)})`);
-  }
-
-  if (problems.length > 0) {
-    throw new SyncError('InvalidConfiguration', `invalid function configuration: ${problems.join('; ')}`);
-  }
-  return {
-    secretArn,
-    versionStage,
-    region,
-    clusterName,
-    apiEndpoint,
-    caPem,
-    namespace,
-    targetName,
-    syncName,
-    keyMapping,
-    mergePolicy: mergePolicy as MergePolicy,
-  };
+  if (problems.length > 0) throw invalid(problems, 'function configuration');
+  return { secretArn, region: arnMatch?.[2] ?? '', clusterName, apiEndpoint, caPem, namespace, syncName };
 }
 
 /** The inverse of loadConfig: the environment the controller sets on the function. */
-export function toEnv(config: SyncConfig): Record<string, string> {
-  const env: Record<string, string> = {
+export function toEnv(config: Omit<FunctionConfig, 'region'>): Record<string, string> {
+  return {
     [ENV.secretArn]: config.secretArn,
-    [ENV.versionStage]: config.versionStage,
-    [ENV.region]: config.region,
     [ENV.clusterName]: config.clusterName,
     [ENV.apiEndpoint]: config.apiEndpoint,
-    [ENV.caData]: Buffer.from(config.caPem, 'utf8').toString('base64'),
+    [ENV.ca]: compactCa(config.caPem),
     [ENV.namespace]: config.namespace,
-    [ENV.targetName]: config.targetName,
     [ENV.syncName]: config.syncName,
-    [ENV.mergePolicy]: config.mergePolicy,
   };
-  // Only from/to, in that order: the function's environment is part of the desired state the
-  // controller diffs, so it must serialize the same way every time.
-  if (config.keyMapping !== undefined) {
-    env[ENV.keyMapping] = JSON.stringify(
-      config.keyMapping.map((m) => (m.to === undefined ? { from: m.from } : { from: m.from, to: m.to })),
-    );
-  }
-  return env;
+}
+
+/** The SecretSync as the function reads it (GET, under its Role's `get` on exactly this name). */
+export interface SecretSyncRead {
+  metadata: { name?: string; generation?: number };
+  spec?: {
+    source?: { versionStage?: string };
+    target?: { name?: string; keys?: unknown };
+    mergePolicy?: string;
+  };
+}
+
+/** The run's spec; the API server admitted it against the CRD, so a problem here is a skew, said plainly. */
+export function specOf(ss: SecretSyncRead, syncName: string): SyncSpec {
+  const problems: string[] = [];
+  const spec = ss.spec ?? {};
+  const versionStage = spec.source?.versionStage ?? DEFAULT_VERSION_STAGE;
+  if (!VERSION_STAGE.test(versionStage))
+    problems.push(`spec.source.versionStage must be a staging label (got ${shown(versionStage)})`);
+  const targetName = spec.target?.name ?? syncName;
+  if (!isDns1123Subdomain(targetName))
+    problems.push(`spec.target.name must be a DNS-1123 subdomain (got ${shown(targetName)})`);
+  const mergePolicy = spec.mergePolicy ?? 'Merge';
+  if (!isMergePolicy(mergePolicy))
+    problems.push(`spec.mergePolicy must be ${MERGE_POLICIES.join(' or ')} (got ${shown(mergePolicy)})`);
+  const keyMapping = parseKeyMapping(spec.target?.keys, problems);
+  if (problems.length > 0) throw invalid(problems, 'SecretSync spec');
+  return {
+    generation: ss.metadata.generation,
+    targetName,
+    versionStage,
+    keyMapping,
+    mergePolicy: mergePolicy as MergePolicy,
+  };
 }
 
 export function isDns1123Label(name: string): boolean {
@@ -190,52 +184,55 @@ function parseEndpoint(value: string, problems: string[]): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
+/**
+ * The CA as compact as an environment variable allows: each certificate's DER in base64 (the PEM
+ * body without armour and line breaks), comma-separated. About a quarter of the base64-of-PEM
+ * DescribeCluster returns, which matters under Lambda's 4 KB limit.
+ */
+export function compactCa(pem: string): string {
+  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
+  return blocks.map((m) => (m[1] ?? '').replace(/\s+/g, '')).join(',');
+}
+
 function parseCa(value: string, problems: string[]): string {
   if (value === '') return '';
-  const name = ENV.caData;
-  // Buffer.from(…, 'base64') skips junk instead of failing, so check the alphabet first.
-  const compact = value.replace(/\s+/g, '');
-  if (!BASE64.test(compact)) {
-    problems.push(`${name} must be the base64-encoded PEM CA bundle EKS DescribeCluster returns`);
+  const name = ENV.ca;
+  const certs = value.split(',').map((c) => c.trim());
+  if (certs.some((c) => !BASE64.test(c))) {
+    problems.push(`${name} must be comma-separated base64 DER certificates`);
     return '';
   }
-  const pem = Buffer.from(compact, 'base64').toString('utf8');
+  const pem = certs
+    .map((c) => `-----BEGIN CERTIFICATE-----\n${c.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`)
+    .join('');
   try {
     // Parses the first certificate; a corrupt CA otherwise surfaces later as a puzzling TLS error.
     new X509Certificate(pem);
   } catch {
-    problems.push(`${name} does not decode to a PEM certificate`);
+    problems.push(`${name} does not decode to a certificate`);
     return '';
   }
   return pem;
 }
 
-function parseKeyMapping(raw: string | undefined, problems: string[]): KeyMapping[] | undefined {
-  const name = ENV.keyMapping;
-  if (raw === undefined || raw.trim() === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    problems.push(`${name} must be a JSON array of {"from": …, "to"?: …}`);
-    return undefined;
-  }
-  if (!Array.isArray(parsed)) {
-    problems.push(`${name} must be a JSON array of {"from": …, "to"?: …}`);
+function parseKeyMapping(raw: unknown, problems: string[]): KeyMapping[] | undefined {
+  const name = 'spec.target.keys';
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) {
+    problems.push(`${name} must be a list of {from, to?}`);
     return undefined;
   }
   // An empty selection would write no keys (and with Replace, empty the Secret): almost certainly
   // a mistake, and "omit the list" already means "all keys".
-  if (parsed.length === 0) problems.push(`${name} must list at least one key; omit it to copy every key`);
-  if (parsed.length > MAX_MAPPINGS)
-    problems.push(`${name} has ${parsed.length} entries, at most ${MAX_MAPPINGS}`);
+  if (raw.length === 0) problems.push(`${name} must list at least one key; omit it to copy every key`);
+  if (raw.length > MAX_MAPPINGS) problems.push(`${name} has ${raw.length} entries, at most ${MAX_MAPPINGS}`);
 
   const mapping: KeyMapping[] = [];
   const targets = new Set<string>();
-  for (const [i, entry] of parsed.entries()) {
+  for (const [i, entry] of raw.entries()) {
     const at = `${name}[${i}]`;
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      problems.push(`${at} must be an object {"from": …, "to"?: …}`);
+      problems.push(`${at} must be an object {from, to?}`);
       continue;
     }
     const { from, to, ...rest } = entry as Record<string, unknown>;

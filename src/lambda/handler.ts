@@ -1,8 +1,9 @@
 import pino from 'pino';
-import { loadConfig, type SyncConfig } from './config.ts';
+import { type FunctionConfig, loadConfig, specOf } from './config.ts';
 import { TokenCache } from './eks-token.ts';
 import { isSyncError, SyncError } from './errors.ts';
 import { createKubeClient, type KubeClient } from './kube-client.ts';
+import { IN_RUN_BUDGET_MS, later, retryWhilePropagating } from './propagation.ts';
 import { readCurrentSecret } from './secret-reader.ts';
 import {
   createSecretsManager,
@@ -10,8 +11,8 @@ import {
   type SecretsManager,
   secretsManagerEndpoint,
 } from './secrets-manager.ts';
-import { readStatus, reportSync } from './status.ts';
-import { runSync } from './sync.ts';
+import { readSecretSync, reportSync, type SecretSyncObject } from './status.ts';
+import { kubeCall, runSync } from './sync.ts';
 
 // Module scope: created once per container and reused while it is warm (clients, connections,
 // the EKS token). Logs are JSON lines with counts and key names at debug only — never values.
@@ -28,7 +29,7 @@ const log = pino(
 );
 
 interface State {
-  config: SyncConfig;
+  config: FunctionConfig;
   secrets: SecretsManager;
   kube: KubeClient;
   tokens: TokenCache;
@@ -57,57 +58,105 @@ function init(): State {
 }
 
 export interface SyncResponse {
-  outcome: 'Synced' | 'Failed';
+  /** Deferred: the spec's generation is not provisioned yet; the controller invokes once it is. Gone: no SecretSync. */
+  outcome: 'Synced' | 'Failed' | 'Deferred' | 'Gone';
   reason?: string;
   versionId?: string;
   keys?: number;
   wrote?: boolean;
 }
 
-export async function handler(event: unknown): Promise<SyncResponse> {
+/** What the controller's own invocations carry (EventBridge's events carry none of it). */
+interface ControllerPayload {
+  trigger?: string;
+  /** The generation the controller has provisioned. */
+  generation?: number;
+  /** When the controller last changed the function's IAM role, policy or access entry. */
+  accessChangedTime?: string;
+}
+
+/** Lambda's context; only the deadline is used. */
+interface Context {
+  getRemainingTimeInMillis?: () => number;
+}
+
+export async function handler(event: unknown, context?: Context): Promise<SyncResponse> {
   const started = performance.now();
   state ??= init();
   const { config, secrets, kube, tokens } = state;
+  const payload = controllerPayload(event);
   const ctx = { namespace: config.namespace, name: config.syncName, trigger: triggerOf(event) };
-  // The status read does not depend on the sync: start it now. Its failure surfaces when reporting.
-  const statusRead = readStatus(kube, config);
-  statusRead.catch(() => {});
+  const remaining = context?.getRemainingTimeInMillis?.() ?? 30_000;
+  const deadline = Date.now() + Math.max(0, Math.min(IN_RUN_BUDGET_MS, remaining - 8_000));
+  let ss: SecretSyncObject | undefined;
+  const propagation = {
+    changedAt: () => later(payload.accessChangedTime, ss?.status?.accessChangedTime),
+    deadline,
+    onRetry: (reason: string, attempt: number, waitMs: number) =>
+      log.info({ ...ctx, reason, attempt, waitMs }, 'denied soon after an access change; waiting for AWS'),
+  };
+  const onUnauthorized = () => tokens.invalidate();
+  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}) => {
+    log.info({ ...ctx, outcome, ...fields, durationMs: Math.round(performance.now() - started) }, 'sync');
+    return { outcome };
+  };
   try {
-    const result = await runSync({
-      config,
-      kube,
-      log: log.child(ctx),
-      readSecret: () => readCurrentSecret(secrets, config.secretArn, config.versionStage),
-      onUnauthorized: () => tokens.invalidate(),
-      onWritten: (written) => reportSync(kube, config, { ok: true, result: written }, new Date(), statusRead),
-    });
-    // A sync that wrote has reported already (alongside its re-check); one that found nothing to do reports now.
-    if (!result.wrote) await reportSync(kube, config, { ok: true, result }, new Date(), statusRead);
-    const c = result.changes;
-    log.info(
-      {
-        ...ctx,
-        outcome: 'Synced',
-        versionId: result.versionId,
-        keys: result.keys,
-        wrote: result.wrote,
-        attempts: result.attempts,
-        added: c.added.length,
-        updated: c.updated.length,
-        removed: c.removed.length,
-        unchanged: c.unchanged.length,
-        kept: c.kept.length,
-        durationMs: Math.round(performance.now() - started),
-      },
-      'sync',
+    ss = await retryWhilePropagating(
+      () => kubeCall({ config, onUnauthorized }, 'read its SecretSync', () => readSecretSync(kube, config)),
+      propagation,
     );
+  } catch (err) {
+    // 404: deleted meanwhile (its finalizer removes the function next). Anything else cannot be
+    // reported on the SecretSync either: logged, and retried by Lambda when it may pass.
+    if (err instanceof SyncError && err.reason === 'TargetMissing') return done('Gone');
+    const error = asSyncError(err);
+    log.error({ ...ctx, outcome: 'Failed', reason: error.reason, message: error.message }, 'sync');
+    if (error.retryable) throw error;
+    return { outcome: 'Failed', reason: error.reason };
+  }
+  const read = ss;
+  const provisioned = payload.generation ?? read.status?.observedGeneration;
+  const generation = read.metadata.generation;
+  if (provisioned !== undefined && generation !== undefined && provisioned < generation) {
+    // The controller is still putting generation N in place (its Role may not name the new target
+    // yet, its role may not read a new source): applying N now could claim what is not done.
+    return done('Deferred', { generation, provisioned });
+  }
+  try {
+    const spec = specOf(read, config.syncName);
+    const result = await retryWhilePropagating(
+      () =>
+        runSync({
+          config,
+          spec,
+          kube,
+          log: log.child(ctx),
+          readSecret: () => readCurrentSecret(secrets, config.secretArn, spec.versionStage),
+          onUnauthorized,
+          onWritten: (written) => reportSync(kube, config, { ok: true, result: written }, new Date(), read),
+        }),
+      propagation,
+    );
+    // A sync that wrote has reported already (alongside its re-check); one that found nothing to do reports now.
+    if (!result.wrote) await reportSync(kube, config, { ok: true, result }, new Date(), read);
+    const c = result.changes;
+    done('Synced', {
+      generation,
+      versionId: result.versionId,
+      keys: result.keys,
+      wrote: result.wrote,
+      attempts: result.attempts,
+      added: c.added.length,
+      updated: c.updated.length,
+      removed: c.removed.length,
+      unchanged: c.unchanged.length,
+      kept: c.kept.length,
+    });
     return { outcome: 'Synced', versionId: result.versionId, keys: result.keys, wrote: result.wrote };
   } catch (err) {
-    const error = isSyncError(err)
-      ? err
-      : new SyncError('ApiUnavailable', `unexpected failure: ${(err as Error).name}`, { retryable: true });
+    const error = asSyncError(err);
     try {
-      await reportSync(kube, config, { ok: false, error }, new Date(), readStatus(kube, config));
+      await reportSync(kube, config, { ok: false, error }, new Date(), read);
     } catch (reportErr) {
       log.warn(
         { ...ctx, err: (reportErr as Error).message },
@@ -129,6 +178,21 @@ export async function handler(event: unknown): Promise<SyncResponse> {
     if (error.retryable) throw error;
     return { outcome: 'Failed', reason: error.reason };
   }
+}
+
+function asSyncError(err: unknown): SyncError {
+  return isSyncError(err)
+    ? err
+    : new SyncError('ApiUnavailable', `unexpected failure: ${(err as Error).name}`, { retryable: true });
+}
+
+function controllerPayload(event: unknown): ControllerPayload {
+  const e = (event ?? {}) as Record<string, unknown>;
+  if (e.source === 'aws.secretsmanager') return {};
+  return {
+    ...(Number.isSafeInteger(e.generation) ? { generation: e.generation as number } : {}),
+    ...(typeof e.accessChangedTime === 'string' ? { accessChangedTime: e.accessChangedTime } : {}),
+  };
 }
 
 function triggerOf(event: unknown): string {

@@ -1,4 +1,4 @@
-import type { SyncConfig } from './config.ts';
+import type { FunctionConfig, SecretSyncRead } from './config.ts';
 import type { SyncError } from './errors.ts';
 import type { KubeClient } from './kube-client.ts';
 import { LAMBDA_FIELD_MANAGER } from './merge.ts';
@@ -26,34 +26,34 @@ interface SyncStatus {
   lastSyncChanges?: Record<string, number>;
 }
 
-export interface SecretSyncObject {
-  metadata: { generation?: number };
-  status?: SyncStatus;
+/** The SecretSync: spec (what to apply), status (the function's last report, the controller's record). */
+export interface SecretSyncObject extends SecretSyncRead {
+  status?: SyncStatus & { observedGeneration?: number; accessChangedTime?: string };
 }
 
-export async function readStatus(kube: KubeClient, config: SyncConfig): Promise<SecretSyncObject> {
-  return (await kube.request<SecretSyncObject>('GET', statusPath(config))).body;
+export function secretSyncPath(config: FunctionConfig): string {
+  return `/apis/secretsync.io/v1alpha1/namespaces/${config.namespace}/secretsyncs/${config.syncName}`;
 }
 
-export function statusPath(config: SyncConfig): string {
-  return `/apis/secretsync.io/v1alpha1/namespaces/${config.namespace}/secretsyncs/${config.syncName}/status`;
+/** One GET of the function's own SecretSync (its Role allows `get` on exactly this name). */
+export async function readSecretSync(kube: KubeClient, config: FunctionConfig): Promise<SecretSyncObject> {
+  return (await kube.request<SecretSyncObject>('GET', secretSyncPath(config))).body;
 }
 
 /**
- * Reads the current status first: for lastTransitionTime (changes only when the status flips),
- * observedGeneration, and because an apply that omits a field we own would delete it — a failed
- * sync must keep the last good syncedVersionId.
+ * Builds on the SecretSync as read at the start of the run: for lastTransitionTime (changes only
+ * when the status flips), because an apply that omits a field we own would delete it (a failed sync
+ * must keep the last good syncedVersionId), and for observedGeneration — the generation whose spec
+ * this run applied.
  */
 export async function reportSync(
   kube: KubeClient,
-  config: SyncConfig,
+  config: FunctionConfig,
   outcome: { ok: true; result: SyncResult } | { ok: false; error: SyncError },
   now: Date,
-  /** The status read, when the caller started it early (in parallel with the sync). */
-  read?: Promise<SecretSyncObject>,
+  current: SecretSyncObject,
 ): Promise<void> {
-  const path = statusPath(config);
-  const current = await (read ?? readStatus(kube, config));
+  const path = `${secretSyncPath(config)}/status`;
   const previous = current.status?.conditions?.find((c) => c.type === 'Synced');
   const status: Condition['status'] = outcome.ok ? 'True' : 'False';
   const condition: Condition = {

@@ -15,18 +15,22 @@ WjARMQ8wDQYDVQQDDAZ0ZXN0Y2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQx
 function config() {
   return {
     secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf',
-    versionStage: 'AWSCURRENT',
     region: 'eu-west-1',
     clusterName: 'c',
     apiEndpoint: 'https://k',
     caPem: CA,
     namespace: 'ns',
-    targetName: 'db',
     syncName: 'db',
-    keyMapping: undefined,
-    mergePolicy: 'Merge' as const,
   };
 }
+
+const spec = {
+  generation: 1,
+  targetName: 'db',
+  versionStage: 'AWSCURRENT',
+  keyMapping: undefined,
+  mergePolicy: 'Merge' as const,
+};
 
 /** A fake API server holding one Secret; `onWrite` can inject a conflict. */
 function fakeKube(opts: { conflicts?: number } = {}) {
@@ -75,6 +79,7 @@ describe('runSync ordering (scripted fakes for races the test bed cannot force)'
     const reads = [version('v1', 'old'), version('v2', 'new'), version('v2', 'new'), version('v2', 'new')];
     const r = await runSync({
       config: config(),
+      spec,
       kube: k.kube,
       log: pino({ level: 'silent' }),
       readSecret: async () => reads.shift()!,
@@ -88,6 +93,7 @@ describe('runSync ordering (scripted fakes for races the test bed cannot force)'
     const k = fakeKube({ conflicts: 1 });
     const r = await runSync({
       config: config(),
+      spec,
       kube: k.kube,
       log: pino({ level: 'silent' }),
       readSecret: async () => version('v1', 'x'),
@@ -101,6 +107,7 @@ describe('runSync ordering (scripted fakes for races the test bed cannot force)'
     await expect(
       runSync({
         config: config(),
+        spec,
         kube: k.kube,
         log: pino({ level: 'silent' }),
         readSecret: async () => version('v1', 'x'),
@@ -112,6 +119,7 @@ describe('runSync ordering (scripted fakes for races the test bed cannot force)'
     const k = fakeKube();
     const deps = {
       config: config(),
+      spec,
       kube: k.kube,
       log: pino({ level: 'silent' }),
       readSecret: async () => version('v1', 'x'),

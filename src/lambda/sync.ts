@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { SyncConfig } from './config.ts';
+import type { FunctionConfig, SyncSpec } from './config.ts';
 import { SyncError } from './errors.ts';
 import { type KubeClient, KubeHttpError, KubeUnreachableError } from './kube-client.ts';
 import {
@@ -20,7 +20,9 @@ import type { CurrentSecret } from './secret-reader.ts';
  * last has seen the current version after its write, or goes round again.
  */
 export interface SyncDeps {
-  config: SyncConfig;
+  config: FunctionConfig;
+  /** What this run applies: the SecretSync's spec as read at its start. */
+  spec: SyncSpec;
   readSecret: () => Promise<CurrentSecret>;
   kube: KubeClient;
   log: Logger;
@@ -52,8 +54,8 @@ interface SecretObject {
 const MAX_ATTEMPTS = 4;
 
 export async function runSync(deps: SyncDeps): Promise<SyncResult> {
-  const { config, kube } = deps;
-  const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${config.targetName}`;
+  const { config, spec, kube } = deps;
+  const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${spec.targetName}`;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     // Both reads at once (they are independent); an AWS failure is reported before a Kubernetes one.
     const [awsRead, kubeRead] = await Promise.allSettled([
@@ -63,18 +65,18 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
     if (awsRead.status === 'rejected') throw awsRead.reason;
     const current = awsRead.value;
     // Parse and validate before writing: a bad payload must leave the Secret as it is.
-    const desired = secretDataFrom(current.value, config.keyMapping);
+    const desired = secretDataFrom(current.value, spec.keyMapping);
     if (kubeRead.status === 'rejected') throw kubeRead.reason;
     const secret = kubeRead.value;
     const managed = secret.body.metadata.managedFields;
     const outcome = computeMerge({
-      name: config.targetName,
+      name: spec.targetName,
       namespace: config.namespace,
       existing: secret.body.data,
       desired,
       owned: keysOwnedBy(managed, LAMBDA_FIELD_MANAGER),
       ownedByOthers: keysOwnedByOthers(managed, LAMBDA_FIELD_MANAGER),
-      policy: config.mergePolicy,
+      policy: spec.mergePolicy,
     });
     const { changed, ...changes } = outcome;
     const base = { versionId: current.versionId, keys: desired.size, changes, attempts: attempt };
@@ -126,11 +128,7 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
 }
 
 /** Runs a Kubernetes call and turns its failure into the function's reasons. */
-export async function kubeCall<T>(
-  deps: Pick<SyncDeps, 'config' | 'onUnauthorized'>,
-  what: string,
-  call: () => Promise<T>,
-) {
+export async function kubeCall<T>(deps: KubeCallDeps, what: string, call: () => Promise<T>) {
   try {
     return await call();
   } catch (err) {
@@ -138,12 +136,10 @@ export async function kubeCall<T>(
   }
 }
 
-function translateKube(
-  deps: Pick<SyncDeps, 'config' | 'onUnauthorized'>,
-  what: string,
-  err: unknown,
-): unknown {
-  const target = `${deps.config.namespace}/${deps.config.targetName}`;
+type KubeCallDeps = Pick<SyncDeps, 'config' | 'onUnauthorized'> & { spec?: Pick<SyncSpec, 'targetName'> };
+
+function translateKube(deps: KubeCallDeps, what: string, err: unknown): unknown {
+  const target = `${deps.config.namespace}/${deps.spec?.targetName ?? '?'}`;
   if (err instanceof KubeUnreachableError) {
     return new SyncError(
       'ApiUnavailable',

@@ -113,6 +113,8 @@ export interface SecretSyncStatus {
   lastInvokeTime?: string;
   /** The value of the secretsync.io/force-sync annotation the controller last acted on. */
   lastForceSync?: string;
+  /** When the controller last created or changed the function's IAM role, its policies or its EKS access entry. AWS applies such changes with a delay, so a denial within minutes of this time is retried as propagation rather than reported as final. */
+  accessChangedTime?: string;
   /** When the function last completed a sync (successful or not). */
   lastSyncTime?: string;
   /** The AWS secret version the target Secret holds. */

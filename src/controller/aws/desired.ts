@@ -2,7 +2,7 @@
 // controller's settings alone. Pure and deterministic: the same inputs give byte-identical documents,
 // so the ensures can diff exactly and a steady state makes no writes (no timestamps, no random ids).
 
-import { DEFAULT_VERSION_STAGE, type SyncConfig, toEnv } from '../../lambda/config.ts';
+import { DEFAULT_VERSION_STAGE, toEnv } from '../../lambda/config.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
 import {
   clusterArn,
@@ -260,21 +260,15 @@ export function desiredState(input: DesiredInput): DesiredState {
       256,
     );
 
-  const config: SyncConfig = {
+  // Only what the function needs to reach the API server: it reads the rest from its SecretSync.
+  const environment = toEnv({
     secretArn: secret.arn,
-    versionStage: sync.spec.source.versionStage ?? DEFAULT_VERSION_STAGE,
-    region,
     clusterName: settings.clusterName,
     apiEndpoint: cluster.endpoint.replace(/\/+$/, ''),
     caPem: Buffer.from(cluster.certificateAuthorityData, 'base64').toString('utf8'),
     namespace,
-    targetName: sync.spec.target?.name ?? name,
     syncName: name,
-    keyMapping: sync.spec.target?.keys?.map((k) =>
-      k.to === undefined ? { from: k.from } : { from: k.from, to: k.to },
-    ),
-    mergePolicy: sync.spec.mergePolicy ?? 'Merge',
-  };
+  });
   const vpc = settings.vpc && settings.vpc.subnetIds.length > 0 ? settings.vpc : undefined;
 
   return {
@@ -316,7 +310,7 @@ export function desiredState(input: DesiredInput): DesiredState {
       architecture: settings.architecture,
       memoryMb: settings.memoryMb,
       timeoutSeconds: settings.timeoutSeconds,
-      environment: toEnv(config),
+      environment,
       vpc: vpc && {
         subnetIds: [...vpc.subnetIds].sort(),
         securityGroupIds: [...vpc.securityGroupIds].sort(),
@@ -342,7 +336,9 @@ export function desiredState(input: DesiredInput): DesiredState {
       name: names.ruleName,
       arn: ruleArn,
       description,
-      eventPattern: JSON.stringify(eventPattern(secret.arn, config.versionStage)),
+      eventPattern: JSON.stringify(
+        eventPattern(secret.arn, sync.spec.source.versionStage ?? DEFAULT_VERSION_STAGE),
+      ),
       state: sync.spec.suspend ? 'DISABLED' : 'ENABLED',
       tags,
       target: {

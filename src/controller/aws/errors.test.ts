@@ -13,8 +13,8 @@ import {
   AwsError,
   AwsServerError,
   aws,
-  isTransient,
   NotFoundError,
+  QuotaExceededError,
   ThrottledError,
   translateAwsError,
 } from './errors.ts';
@@ -72,7 +72,7 @@ describe('translateAwsError', () => {
     expect(translateAwsError(propagation, ctx)).toMatchObject({
       name: 'RetryLaterError',
       reason: 'IamPropagation',
-      afterMs: 10_000,
+      afterMs: 5_000,
     });
     const invalid = new InvalidParameterValueException({ message: 'MemorySize must be ≥ 128', ...meta(400) });
     const t = translateAwsError(invalid, ctx);
@@ -142,12 +142,47 @@ describe('aws()', () => {
   });
 });
 
-describe('isTransient', () => {
-  it('is true for throttling, wait-and-see conditions and server errors only', () => {
-    expect(isTransient(new ThrottledError('t', ctx, {}))).toBe(true);
-    expect(isTransient(new RetryLaterError('IamPropagation', 'r', ctx, { afterMs: 1 }))).toBe(true);
-    expect(isTransient(new AwsServerError('AwsUnavailable', 's', ctx))).toBe(true);
-    expect(isTransient(new NotFoundError('NotFound', 'n', ctx))).toBe(false);
-    expect(isTransient(new AwsError('AccessDenied', 'a', ctx))).toBe(false);
+describe('quotas and propagation', () => {
+  it('names the full quota and how to raise it (IAM roles, EventBridge rules)', () => {
+    const roles = translateAwsError(
+      generic('LimitExceeded', 409, 'Cannot exceed quota for RolesPerAccount: 1000'),
+      { operation: 'CreateRole', resource: 'r' },
+    );
+    expect(roles).toBeInstanceOf(QuotaExceededError);
+    expect(roles.message).toContain('Cannot exceed quota for RolesPerAccount: 1000');
+    expect(roles.message).toContain('IAM roles per account is full');
+    expect(roles.message).toContain('--service-code iam --quota-code L-FE177D64');
+    const rules = translateAwsError(
+      generic('LimitExceededException', 400, 'The requested resource exceeds the maximum number allowed.'),
+      { operation: 'PutRule', resource: 'r' },
+    );
+    expect(rules).toMatchObject({ name: 'QuotaExceededError', reason: 'QuotaExceeded' });
+    expect(rules.message).toContain('--service-code events --quota-code L-244521F2');
+  });
+
+  it('waits for IAM: a role Lambda cannot assume yet, a principal EKS does not know yet', () => {
+    const lambda = new InvalidParameterValueException({
+      message: 'The role defined for the function cannot be assumed by Lambda.',
+      ...meta(400),
+    });
+    expect(translateAwsError(lambda, { operation: 'CreateFunction' })).toMatchObject({
+      name: 'RetryLaterError',
+      reason: 'IamPropagation',
+      operation: 'CreateFunction',
+    });
+    const eks = generic(
+      'InvalidParameterException',
+      400,
+      'The specified principalArn is invalid: invalid principal',
+    );
+    expect(translateAwsError(eks, { operation: 'CreateAccessEntry' })).toMatchObject({
+      name: 'RetryLaterError',
+      reason: 'IamPropagation',
+    });
+    // Another invalid parameter is no propagation.
+    expect(translateAwsError(generic('InvalidParameterException', 400, 'bad tag'), ctx)).toMatchObject({
+      name: 'AwsError',
+      reason: 'AwsRequestFailed',
+    });
   });
 });

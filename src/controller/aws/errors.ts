@@ -63,10 +63,19 @@ export class SecretNotFoundError extends AwsError {
   }
 }
 
-/** Whether the reconcile should requeue rather than report a hard failure. */
-export function isTransient(err: unknown): boolean {
-  return err instanceof ThrottledError || err instanceof RetryLaterError || err instanceof AwsServerError;
+/**
+ * An account or resource quota is full (IAM roles per account, EventBridge rules per bus…). Nothing
+ * passes by itself: the message names the quota and how to raise it.
+ */
+export class QuotaExceededError extends AwsError {
+  override readonly name = 'QuotaExceededError';
 }
+
+/** The Service Quotas entry each create that can hit one consumes: how a person raises it. */
+const QUOTAS: Record<string, { name: string; service: string; code: string }> = {
+  CreateRole: { name: 'IAM roles per account', service: 'iam', code: 'L-FE177D64' },
+  PutRule: { name: 'EventBridge rules per event bus', service: 'events', code: 'L-244521F2' },
+};
 
 /** Runs one SDK call and translates its failure. */
 export async function aws<T>(ctx: AwsCallContext, call: () => Promise<T>): Promise<T> {
@@ -156,13 +165,26 @@ export function translateAwsError(err: unknown, ctx: AwsCallContext): Error {
     });
   }
   // Lambda validates at create/update time that it can assume the role; a role created seconds ago
-  // fails this until IAM has propagated it (typically < 10 s).
-  // Likewise for an on-failure destination: Lambda checks the role may send to it.
+  // fails this until IAM has propagated it (typically < 10 s). Likewise for an on-failure destination:
+  // Lambda checks the role may send to it. EKS refuses a principal it cannot see yet as "invalid".
+  // The reconcile tells propagation from a real misconfiguration by how long ago the role changed.
   if (
-    code === 'InvalidParameterValueException' &&
-    /cannot be assumed by Lambda|execution role does not have permissions/i.test(e.message)
+    (code === 'InvalidParameterValueException' &&
+      /cannot be assumed by Lambda|execution role does not have permissions/i.test(e.message)) ||
+    (code === 'InvalidParameterException' && /principalArn is invalid|invalid principal/i.test(e.message))
   ) {
-    return new RetryLaterError('IamPropagation', message, ctx, { ...opts, afterMs: 10_000 });
+    return new RetryLaterError('IamPropagation', message, ctx, { ...opts, afterMs: 5_000 });
+  }
+  if (
+    code === 'LimitExceeded' ||
+    code === 'LimitExceededException' ||
+    code === 'ServiceQuotaExceededException'
+  ) {
+    const q = QUOTAS[ctx.operation];
+    const how = q
+      ? `${q.name} is full: raise it in Service Quotas (aws service-quotas request-service-quota-increase --service-code ${q.service} --quota-code ${q.code} --desired-value <n>) or delete unused ones`
+      : 'an AWS quota is full: raise it in Service Quotas or free some';
+    return new QuotaExceededError('QuotaExceeded', `${message}; ${how}`, ctx, opts);
   }
   const wait = code === undefined ? undefined : WAIT[code];
   if (wait) return new RetryLaterError(wait[1], message, ctx, { ...opts, afterMs: wait[0] });

@@ -263,7 +263,7 @@ describe('Lambda function: ensure against moto', () => {
     const d = sampleDesired({ sync: sampleSync({ name: 'no-role-yet' }) });
     const err = await ensureFunction(d.function, d.owner).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RetryLaterError);
-    expect(err).toMatchObject({ reason: 'IamPropagation', afterMs: 10_000 });
+    expect(err).toMatchObject({ reason: 'IamPropagation', afterMs: 5_000 });
   });
 
   it('refuses a same-named function without our tags, and leaves it untouched', async () => {

@@ -1,6 +1,6 @@
 // The in-cluster half of a SecretSync's powers: a Role that lets the function's EKS identity get,
-// update and patch exactly the target Secret, and get/patch exactly its SecretSync's status (get: the
-// function reads its previous status to keep lastTransitionTime and the last good version).
+// update and patch exactly the target Secret, get exactly its SecretSync (the spec it applies, and its
+// previous status: lastTransitionTime, the last good version) and patch exactly that one's status.
 
 import type { V1PolicyRule, V1Role } from '@kubernetes/client-node';
 import { CONTROLLER_FIELD_MANAGER } from './apply.ts';
@@ -21,9 +21,15 @@ export function desiredRules(d: { targetName: string; secretSyncName: string }):
     },
     {
       apiGroups: ['secretsync.io'],
+      resources: ['secretsyncs'],
+      resourceNames: [d.secretSyncName],
+      verbs: ['get'],
+    },
+    {
+      apiGroups: ['secretsync.io'],
       resources: ['secretsyncs/status'],
       resourceNames: [d.secretSyncName],
-      verbs: ['get', 'patch'],
+      verbs: ['patch'],
     },
   ];
 }

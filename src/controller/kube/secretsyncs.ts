@@ -72,6 +72,7 @@ export type ControllerStatus = Pick<
   | 'accessEntryUsername'
   | 'lastInvokeTime'
   | 'lastForceSync'
+  | 'accessChangedTime'
 > & {
   /** What was provisioned, as the identities it was created with (manager.ts ResourceRecord). */
   resources: ResourceRecord[];
@@ -88,6 +89,7 @@ const CONTROLLER_FIELDS = [
   'accessEntryUsername',
   'lastInvokeTime',
   'lastForceSync',
+  'accessChangedTime',
 ] as const;
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
