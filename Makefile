@@ -20,6 +20,7 @@ help:
 	@echo "make demo      run the whole story on the local test bed"
 	@echo "make test      lint, type-check, unit, integration and fault tests (sets everything up)"
 	@echo "make test-faults  only the fault suite: crashes, AWS faults, API server restarts, hostile input"
+	@echo "make test-unkind  only the unkind-AWS suite: IAM propagation delays, Lambda limits, quotas"
 	@echo "make testbed   start the test bed and print export lines; Ctrl-C stops it"
 	@echo "make build     bundle the controller and the Lambda zip into dist/"
 	@echo "make bench     benchmarks; results in bench/results.json and the README"
@@ -51,7 +52,7 @@ lint: deps
 typecheck: deps
 	npx tsc -p tsconfig.json
 
-.PHONY: test test-unit test-integration test-faults
+.PHONY: test test-unit test-integration test-faults test-unkind
 # The fault suite runs here too, with 60 SecretSyncs in its AWS-faults test instead of 200
 # (make test-faults) to keep make test well under 30 minutes.
 test: deps testbed-deps build lint typecheck
@@ -66,6 +67,11 @@ test-integration: deps testbed-deps build
 # Also part of `make test`.
 test-faults: deps testbed-deps build
 	npx vitest run --project integration e2e/faults
+
+# Also part of `make test`: the test bed's IAM propagation delays on (e2e/unkind switches them on and
+# off itself), Lambda's limits and the account's quotas enforced.
+test-unkind: deps testbed-deps build
+	npx vitest run --project integration e2e/unkind
 
 .PHONY: testbed demo bench bench-capacity
 testbed: deps testbed-deps build

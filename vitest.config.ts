@@ -22,7 +22,8 @@ export default defineConfig({
           name: 'integration',
           // e2e/faults: the fault suite (make test-faults): crashes, AWS throttling/5xx, API server
           // restarts, hostile input — counts, never timings. One project, so one test bed at a time.
-          include: ['e2e/tests/**/*.test.ts', 'e2e/faults/**/*.test.ts'],
+          // e2e/unkind (make test-unkind): IAM propagation delays, Lambda limits and quotas switched on.
+          include: ['e2e/tests/**/*.test.ts', 'e2e/faults/**/*.test.ts', 'e2e/unkind/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['e2e/tests/global-setup.ts'],
           testTimeout: 120_000,

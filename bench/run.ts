@@ -15,7 +15,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import pino from 'pino';
-import { startTestbed } from '../e2e/testbed/index.ts';
+import { RAISED_QUOTAS, startTestbed } from '../e2e/testbed/index.ts';
 import { loadControllerConfig } from '../src/controller/config.ts';
 import { startController } from '../src/controller/controller.ts';
 import { capacityTableRow, runCapacity, runScale, type ScaleResult } from './scale.ts';
@@ -53,7 +53,7 @@ for (let i = 0; i < 10; i++) {
 }
 
 // 2. Sync latency through the test bed: PutSecretValue returns → the Secret holds the new value.
-const bed = await startTestbed({ quiet: true });
+const bed = await startTestbed({ quiet: true, quotas: RAISED_QUOTAS });
 const { info } = bed;
 process.env.AWS_ENDPOINT_URL = info.aws.url;
 process.env.AWS_ACCESS_KEY_ID = info.aws.credentials.accessKeyId;

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { CallRecord } from '../e2e/testbed/front-door.ts';
-import { startTestbed } from '../e2e/testbed/index.ts';
+import { RAISED_QUOTAS, startTestbed } from '../e2e/testbed/index.ts';
 import { imageNodeOptions } from '../scripts/image-node-options.ts';
 import { DEFAULT_RATE_LIMITS } from '../src/controller/aws/rate-limit.ts';
 
@@ -81,7 +81,7 @@ export async function runScale(
   n: number,
   opts: { concurrency: number; log: (m: string) => void; extraArgs?: string[] },
 ): Promise<ScaleResult> {
-  const bed = await startTestbed({ quiet: true });
+  const bed = await startTestbed({ quiet: true, quotas: RAISED_QUOTAS });
   const { info } = bed;
   const kc = new KubeConfig();
   kc.loadFromFile(info.kubeconfigPath);

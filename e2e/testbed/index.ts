@@ -68,9 +68,21 @@ export interface TestbedOptions {
    * say enabled: false). Default: SECRETSYNC_TESTBED_UNKIND=1 in the environment turns them on.
    */
   unkind?: boolean | Partial<UnkindSettings>;
+  /**
+   * Service Quotas values at start, by `service/QuotaCode` (default AWS's); DELETE /_testbed/account
+   * restores these. A whole test run or benchmark shares one account across more SecretSyncs than
+   * AWS's 300 rules per bus: they raise the quotas here, tests of the quotas lower them.
+   */
+  quotas?: Record<string, number>;
 }
 
 const ACCOUNT_ID = '123456789012';
+
+/** Quotas no test run or benchmark reaches: roles per account and rules per bus at 100,000. */
+export const RAISED_QUOTAS: Record<string, number> = {
+  'iam/L-FE177D64': 100_000,
+  'events/L-244521F2': 100_000,
+};
 
 /**
  * Starts the whole test bed: moto behind our front door (with EKS access entries, the Lambda
@@ -150,7 +162,12 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         credentials: aws.credentials,
       }),
     );
-    const accountSettings = defaultAccountSettings();
+    const accountAtStart = (): AccountSettings => {
+      const settings = defaultAccountSettings();
+      Object.assign(settings.quotas, opts.quotas ?? {});
+      return settings;
+    };
+    const accountSettings = accountAtStart();
     const quota = quotas({
       motoUrl: moto.url,
       region,
@@ -292,10 +309,10 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       runnerOptions.warm = JSON.parse(body.toString()).warm === true;
       return json({ warm: runnerOptions.warm });
     });
-    // Account limits secretsync doctor reads: {lambdaConcurrency?, quotas?: {"events/L-244521F2": 5}};
-    // DELETE restores AWS's defaults.
+    // Account limits (secretsync doctor reads them, quotas.ts enforces them):
+    // {lambdaConcurrency?, quotas?: {"events/L-244521F2": 5}}; DELETE restores those at start.
     frontDoor.control('/_testbed/account', async (req, body) => {
-      if (req.method === 'DELETE') Object.assign(accountSettings, defaultAccountSettings());
+      if (req.method === 'DELETE') Object.assign(accountSettings, accountAtStart());
       else if (req.method === 'POST') {
         const patch = JSON.parse(body.toString()) as Partial<AccountSettings>;
         if (patch.lambdaConcurrency !== undefined)

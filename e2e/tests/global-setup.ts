@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startTestbed, type TestbedInfo } from '../testbed/index.ts';
+import { RAISED_QUOTAS, startTestbed, type TestbedInfo } from '../testbed/index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,7 +9,9 @@ declare module 'vitest' {
 
 // One test bed for the whole integration run; its logs stay on disk when a test failed.
 export default async function setup(project: TestProject) {
-  const bed = await startTestbed({ quiet: true });
+  // One account for the whole run: hundreds of SecretSyncs, more than AWS's 300 rules per bus, and
+  // not all of them deleted. The quota tests (e2e/unkind) lower the quotas themselves.
+  const bed = await startTestbed({ quiet: true, quotas: RAISED_QUOTAS });
   project.provide('testbed', bed.info);
   return async () => {
     // Component logs (kube-apiserver, etcd, moto, audit, webhook) stay on disk when a test failed.
