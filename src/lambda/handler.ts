@@ -106,14 +106,15 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
       propagation,
     );
   } catch (err) {
-    // 404: deleted meanwhile (its finalizer removes the function next). Anything else cannot be
-    // reported on the SecretSync either: logged, and retried by Lambda when it may pass.
-    if (err instanceof SyncError && err.reason === 'TargetMissing') return done('Gone');
+    // Not reportable on the SecretSync either (the API server refused us): logged, and retried by
+    // Lambda when it may pass.
     const error = asSyncError(err);
     log.error({ ...ctx, outcome: 'Failed', reason: error.reason, message: error.message }, 'sync');
     if (error.retryable) throw error;
     return { outcome: 'Failed', reason: error.reason };
   }
+  // Deleted meanwhile: its finalizer removes this function next.
+  if (ss === undefined) return done('Gone');
   const read = ss;
   const provisioned = payload.generation ?? read.status?.observedGeneration;
   const generation = read.metadata.generation;

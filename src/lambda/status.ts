@@ -1,6 +1,6 @@
 import type { FunctionConfig, SecretSyncRead } from './config.ts';
 import type { SyncError } from './errors.ts';
-import type { KubeClient } from './kube-client.ts';
+import { type KubeClient, KubeHttpError } from './kube-client.ts';
 import { LAMBDA_FIELD_MANAGER } from './merge.ts';
 import type { SyncResult } from './sync.ts';
 
@@ -35,9 +35,17 @@ export function secretSyncPath(config: FunctionConfig): string {
   return `/apis/secretsync.io/v1alpha1/namespaces/${config.namespace}/secretsyncs/${config.syncName}`;
 }
 
-/** One GET of the function's own SecretSync (its Role allows `get` on exactly this name). */
-export async function readSecretSync(kube: KubeClient, config: FunctionConfig): Promise<SecretSyncObject> {
-  return (await kube.request<SecretSyncObject>('GET', secretSyncPath(config))).body;
+/** One GET of the function's own SecretSync (its Role allows `get` on exactly this name); undefined when gone. */
+export async function readSecretSync(
+  kube: KubeClient,
+  config: FunctionConfig,
+): Promise<SecretSyncObject | undefined> {
+  try {
+    return (await kube.request<SecretSyncObject>('GET', secretSyncPath(config))).body;
+  } catch (err) {
+    if (err instanceof KubeHttpError && err.status === 404) return undefined;
+    throw err;
+  }
 }
 
 /**
