@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateSecretCommand, SecretsManagerClient, type Tag } from '@aws-sdk/client-secrets-manager';
 import type { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
-import { loadControllerConfig } from '../../src/controller/config.ts';
+import { type ControllerConfig, loadControllerConfig } from '../../src/controller/config.ts';
 import { type RunningController, startController } from '../../src/controller/controller.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import { adminKubeConfig, awsConfig, bed, core, customObjects } from './support.ts';
@@ -37,9 +37,18 @@ export interface TestController extends RunningController {
   logs: string[];
 }
 
-/** The controller in this process against the test bed (as the image runs it, minus the lease by default). */
+/**
+ * The controller in this process against the test bed (as the image runs it, minus the lease by default).
+ * `config` overrides settings past their flags' limits (e.g. a sub-second cluster check).
+ */
 export async function startControllerWith(
-  opts: { kc?: KubeConfig; args?: string[]; logLevel?: string } = {},
+  opts: {
+    kc?: KubeConfig;
+    args?: string[];
+    logLevel?: string;
+    config?: Partial<ControllerConfig>;
+    clusterUnavailableAfterMs?: number;
+  } = {},
 ): Promise<TestController> {
   const b = bed();
   process.env.AWS_ENDPOINT_URL = b.aws.url;
@@ -67,7 +76,14 @@ export async function startControllerWith(
     },
   });
   const log = pino({ level: opts.logLevel ?? 'info' }, sink);
-  const running = await startController({ config, kc: opts.kc ?? adminKubeConfig(), log });
+  const running = await startController({
+    config: { ...config, ...opts.config },
+    kc: opts.kc ?? adminKubeConfig(),
+    log,
+    ...(opts.clusterUnavailableAfterMs !== undefined
+      ? { clusterUnavailableAfterMs: opts.clusterUnavailableAfterMs }
+      : {}),
+  });
   return Object.assign(running, { logs });
 }
 
