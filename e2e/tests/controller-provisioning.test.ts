@@ -236,12 +236,13 @@ describe('controller provisioning: apply → every resource exists with exactly 
     expect(s.passes).toBe(1);
     expect(controller.filter((x) => isRead(x.operation)).map((x) => `${x.operation} ${x.status}`)).toEqual([
       'DescribeSecret 200',
+      // The rule first (the smallest quota: over it, nothing is created), its target later, once
+      // the function exists (no ListTargetsByRule: the rule was created this pass).
+      'DescribeRule 400',
       'GetRole 404',
       'DescribeLogGroups 200', // no "get one": an empty list
       'GetFunction 404',
       // Nothing to ask about the function's invoke config and permission: it was created this pass.
-      // The rule is created with its target (no ListTargetsByRule).
-      'DescribeRule 400',
       'DescribeAccessEntry 404',
     ]);
     // The controller never reads a secret value. The function makes no AWS call but GetSecretValue

@@ -114,7 +114,9 @@ export async function provision(
   records: Records,
   hooks: { persist: () => Promise<void>; accessChanged: () => void },
 ): Promise<Provisioned> {
-  const planned = plannedRecords(plan);
+  // Not the target: its record says it exists (the reconcile then trusts it without a GET), so it is
+  // recorded once created or found — a crash before that leaves a Secret teardown keeps, the safe side.
+  const planned = plannedRecords(plan).filter((r) => r.kind !== 'Secret');
   if (planned.some((r) => !records.has(r))) {
     for (const r of planned) if (!records.has(r)) records.put(r);
     await hooks.persist();
