@@ -1,7 +1,9 @@
+import { DeleteAccessEntryCommand, DescribeAccessEntryCommand, EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient, ListRulesCommand } from '@aws-sdk/client-eventbridge';
-import { GetRoleCommand, IAMClient, paginateListRoles } from '@aws-sdk/client-iam';
+import { GetRoleCommand, IAMClient, PutRolePolicyCommand, paginateListRoles } from '@aws-sdk/client-iam';
 import { GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INLINE_POLICY_NAME } from '../../src/controller/aws/desired.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import {
   awsCalls,
@@ -17,14 +19,16 @@ import {
   type TestController,
 } from '../tests/controller-helpers.ts';
 import {
+  api,
   applySecretSync,
   condition,
   createAwsSecret,
-  eventually,
   getSecretSync,
+  idle,
   secretData,
 } from '../tests/controller-support.ts';
-import { awsConfig, bed, control, freshNamespace } from '../tests/support.ts';
+import { logLines, putValue, syncedTo } from '../tests/lambda-support.ts';
+import { awsConfig, bed, control, customObjects, freshNamespace } from '../tests/support.ts';
 
 /**
  * `make test-unkind`: the product against an AWS as unkind as the real one (e2e/testbed/unkind.ts) —
@@ -36,6 +40,7 @@ import { awsConfig, bed, control, freshNamespace } from '../tests/support.ts';
 const iam = () => new IAMClient(awsConfig());
 const lambda = () => new LambdaClient(awsConfig());
 const events = () => new EventBridgeClient(awsConfig());
+const eks = () => new EKSClient(awsConfig());
 
 const unkind = (body: unknown) =>
   control('unkind', { method: 'POST', body: JSON.stringify(body) }) as Promise<Record<string, unknown>>;
@@ -95,22 +100,52 @@ describe('an AWS as unkind as the real one', () => {
   afterAll(async () => {
     await control('unkind', { method: 'DELETE' }).catch(() => {});
     await control('account', { method: 'DELETE' }).catch(() => {});
-    for (const [ns, name] of made) await deleteAndFinalize(c, ns, name).catch(() => {});
+    // All deleted at once: the controller's queue finalizes those it watches in parallel (one by one
+    // this would take minutes); the others are driven here.
+    await Promise.all(
+      made.map(([namespace, name]) =>
+        customObjects()
+          .deleteNamespacedCustomObject({ ...api, namespace, name })
+          .catch(() => {}),
+      ),
+    );
+    for (const [ns, name] of made.filter(([ns]) => ns !== home))
+      await deleteAndFinalize(c, ns, name).catch(() => {});
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      const left = (await customObjects().listNamespacedCustomObject({ ...api, namespace: home })) as {
+        items: unknown[];
+      };
+      if (left.items.length === 0) break;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
     await c?.stop();
   });
 
-  /** Every SecretSync Synced=True, as the informer and the queue get there by themselves. */
+  /** Every SecretSync Synced=True, as the informer and the queue get there by themselves (one LIST a second). */
   async function allSynced(ns: string, names: string[], timeoutMs: number): Promise<SecretSync[]> {
-    return eventually(
-      `${names.length} SecretSyncs synced`,
-      async () => {
-        const all = await Promise.all(names.map((n) => getSecretSync(ns, n)));
-        return all.every((ss) => condition(ss, 'Synced')?.status === 'True')
-          ? (all as SecretSync[])
-          : undefined;
-      },
-      timeoutMs,
-    );
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const list = (await customObjects().listNamespacedCustomObject({ ...api, namespace: ns })) as {
+        items: SecretSync[];
+      };
+      const wanted = list.items.filter((ss) => names.includes(ss.metadata.name));
+      if (wanted.length === names.length && wanted.every((ss) => condition(ss, 'Synced')?.status === 'True'))
+        return wanted;
+      if (Date.now() > deadline) {
+        const waiting = wanted.filter((ss) => condition(ss, 'Synced')?.status !== 'True');
+        throw new Error(
+          `${waiting.length} of ${names.length} not synced: ${waiting
+            .slice(0, 3)
+            .map(
+              (ss) =>
+                `${ss.metadata.name} Ready=${condition(ss, 'Ready')?.reason} Synced=${condition(ss, 'Synced')?.reason}`,
+            )
+            .join('; ')}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
   }
 
   it('50 new SecretSyncs reach Ready and their first sync lands, through every propagation delay', {
@@ -159,6 +194,75 @@ describe('an AWS as unkind as the real one', () => {
       ...bit,
     };
     process.stdout.write(`[unkind] ${JSON.stringify(figures)}\n`);
+  });
+
+  /** The function's JSON log records with `msg` (e.g. its propagation waits), newest last. */
+  async function logRecords(fn: string, msg: string): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    for (const l of await logLines(fn)) {
+      if (l.stream !== 'stdout' || !l.text.startsWith('{')) continue;
+      const r = JSON.parse(l.text) as Record<string, unknown>;
+      if (r.msg === msg) out.push(r);
+    }
+    return out;
+  }
+
+  /** Changes the AWS value and waits for the target to hold it; the function's own waits are returned. */
+  async function changeAndFollow(ns: string, name: string, fn: string, value: string) {
+    const arn = (await getSecretSync(ns, name))?.status?.secretArn as string;
+    const version = await putValue(arn, JSON.stringify({ password: value }));
+    await idle();
+    const ss = await syncedTo({ ns, name }, version);
+    expect(await secretData(ns, name)).toEqual({ password: value });
+    return { ss, waits: await logRecords(fn, 'denied soon after an access change; waiting for AWS') };
+  }
+
+  it('a role policy restored by the controller denies the next sync for a while: the function waits it out', {
+    timeout: 120_000,
+  }, async () => {
+    // Long enough that the event's run certainly meets it.
+    await unkind({ iamPropagationMs: [4000, 6000] });
+    const name = 'app-00';
+    const { roleName, functionName } = namesFor(home, name);
+    const before = (await getSecretSync(home, name))?.status?.accessChangedTime;
+    // Someone edits the inline policy by hand; the controller's next pass restores it.
+    await iam().send(
+      new PutRolePolicyCommand({
+        RoleName: roleName,
+        PolicyName: INLINE_POLICY_NAME,
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }],
+        }),
+      }),
+    );
+    await c.reconcileNow(`${home}/${name}`);
+    const after = (await getSecretSync(home, name))?.status?.accessChangedTime;
+    expect(Date.parse(after ?? '')).toBeGreaterThan(Date.parse(before ?? ''));
+
+    // A change arrives seconds later: GetSecretValue is denied until the restored policy propagates.
+    const { ss, waits } = await changeAndFollow(home, name, functionName, 'after-policy');
+    expect(waits.filter((w) => w.reason === 'AccessDenied').length).toBeGreaterThan(0);
+    expect(condition(ss, 'Synced')?.status).toBe('True');
+  });
+
+  it('an access entry re-created by the controller is not honoured at once: the function waits for it', {
+    timeout: 120_000,
+  }, async () => {
+    await unkind({ accessEntryPropagationMs: [4000, 5000] });
+    const name = 'app-01';
+    const { functionName } = namesFor(home, name);
+    const roleArn = (await getSecretSync(home, name))?.status?.roleArn as string;
+    await eks().send(new DeleteAccessEntryCommand({ clusterName: bed().clusterName, principalArn: roleArn }));
+    await c.reconcileNow(`${home}/${name}`);
+    const entry = await eks().send(
+      new DescribeAccessEntryCommand({ clusterName: bed().clusterName, principalArn: roleArn }),
+    );
+    expect(entry.accessEntry?.principalArn).toBe(roleArn);
+
+    // The change's run is refused (401) until the new entry is honoured; it waits rather than fail.
+    const { waits } = await changeAndFollow(home, name, functionName, 'after-entry');
+    expect(waits.filter((w) => w.reason === 'Unauthorized').length).toBeGreaterThan(0);
   });
 
   it('100 mappings of the longest allowed names sync: the mapping is not in the 4 KB environment', {

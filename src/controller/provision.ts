@@ -17,7 +17,7 @@ import { functionManager, type LatestFunction } from './aws/lambda-function.ts';
 import { permissionManager } from './aws/lambda-permission.ts';
 import { logGroupManager } from './aws/log-group.ts';
 import { ruleTargetManager } from './aws/rule-target.ts';
-import { RetryLaterError } from './errors.ts';
+import { NotOursError, RetryLaterError } from './errors.ts';
 import { childLabels, ownerReference } from './kube/children.ts';
 import { type DesiredRole as DesiredKubeRole, roleManager as kubeRoleManager } from './kube/role.ts';
 import { type DesiredRoleBinding, roleBindingManager } from './kube/role-binding.ts';
@@ -123,10 +123,11 @@ export async function provision(
   }
   // The two things with quotas first, the smaller first: rules per bus (300, shared with every other
   // rule there), then roles per account (1000). A SecretSync over the rule quota creates nothing; one
-  // over the role quota has only the rule it just created to undo — no half-provisioned leftovers.
+  // over the role quota — or meeting a same-named role that is not ours — has only the rule it just
+  // created to undo: no half-provisioned leftovers while it waits for a person.
   const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
   const role = await ensure(roleManager, envs.aws, plan.aws.role, owner).catch(async (err: unknown) => {
-    if (err instanceof QuotaExceededError && rule.created)
+    if ((err instanceof QuotaExceededError || err instanceof NotOursError) && rule.created)
       await remove(ruleManager, envs.aws, ruleManager.id(plan.aws.rule), owner);
     throw err;
   });

@@ -97,6 +97,29 @@ describe('retryWhilePropagating', () => {
     expect(out).toBe('ok');
   });
 
+  it('waits for a 401 before anything says when access changed (the access entry may be new), then hands over', async () => {
+    const c = clock(T0);
+    let calls = 0;
+    const err = await retryWhilePropagating(
+      async () => {
+        calls++;
+        throw new SyncError('Unauthorized', 'the API server did not accept the token');
+      },
+      { changedAt: () => undefined, deadline: T0 + 10_000, now: c.now, sleep: c.sleep },
+    ).catch((e: unknown) => e as SyncError);
+    expect(calls).toBeGreaterThan(2);
+    expect(err).toMatchObject({ reason: 'Unauthorized', retryable: true });
+    expect(err.message).toContain("the function's access entry may be new");
+    // An AccessDenied with no known change is final at once.
+    const denial = await retryWhilePropagating(
+      async () => {
+        throw denied();
+      },
+      { changedAt: () => undefined, deadline: T0 + 10_000, now: c.now, sleep: c.sleep },
+    ).catch((e: unknown) => e as SyncError);
+    expect(denial).toMatchObject({ reason: 'AccessDenied', retryable: false });
+  });
+
   it('passes every other failure through at once', async () => {
     const c = clock(T0);
     const err = new SyncError('InvalidKey', 'bad key');

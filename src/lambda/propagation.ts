@@ -40,8 +40,9 @@ export interface PropagationOptions {
 }
 
 /**
- * Runs `run`; an AccessDenied or Unauthorized within the propagation window is retried with backoff
- * until `deadline`, then thrown as retryable with what it means. Outside the window, an AccessDenied
+ * Runs `run`; an AccessDenied or Unauthorized within the propagation window (or an Unauthorized
+ * before the change time could be learnt) is retried with backoff until `deadline`, then thrown as
+ * retryable with what it means. Outside the window, an AccessDenied
  * is permanent and names what to check; Unauthorized stays retryable (it cannot be reported: the
  * API server refused us, so only Lambda's retries and the controller's missed-change can help).
  */
@@ -54,21 +55,27 @@ export async function retryWhilePropagating<T>(run: () => Promise<T>, opts: Prop
     } catch (err) {
       if (!(err instanceof SyncError) || !DENIALS.has(err.reason)) throw err;
       const changed = opts.changedAt();
-      if (!withinPropagation(changed, now())) throw settled(err);
+      // A 401 before the SecretSync could be read says nothing of when access changed: the access
+      // entry may be seconds old (it is the one thing that cannot tell us), so it is waited for too.
+      const young = changed === undefined ? err.reason === 'Unauthorized' : withinPropagation(changed, now());
+      if (!young) throw settled(err);
       const wait = Math.min(1_000 * attempt, 5_000);
-      if (now() + wait > opts.deadline) throw propagating(err, changed as string, now());
+      if (now() + wait > opts.deadline) throw propagating(err, changed, now());
       opts.onRetry?.(err.reason, attempt, wait);
       await sleep(wait);
     }
   }
 }
 
-function propagating(err: SyncError, changed: string, at: number): SyncError {
-  const ago = Math.max(0, Math.round((at - Date.parse(changed)) / 1000));
+function propagating(err: SyncError, changed: string | undefined, at: number): SyncError {
   const what = err.reason === 'Unauthorized' ? 'access entry' : 'IAM role or policy';
+  const when =
+    changed === undefined
+      ? 'may be new'
+      : `changed ${Math.max(0, Math.round((at - Date.parse(changed)) / 1000))}s ago`;
   return new SyncError(
     err.reason,
-    `${err.message} — the function's ${what} changed ${ago}s ago and AWS applies such changes with a delay; retrying`,
+    `${err.message} — the function's ${what} ${when} and AWS applies such changes with a delay; retrying`,
     { retryable: true },
   );
 }
