@@ -273,6 +273,11 @@ describe('secretsync doctor against the test bed', () => {
   });
 
   it('fails when the planned SecretSyncs do not fit the EventBridge rule or IAM role quotas', async () => {
+    // The run raised the quotas (global-setup): AWS's defaults here (afterEach restores the run's).
+    await control('account', {
+      method: 'POST',
+      body: JSON.stringify({ quotas: { 'events/L-244521F2': 300, 'iam/L-FE177D64': 1000 } }),
+    });
     // Other tests leave rules behind on the shared bus: count them first.
     const before = await doctor(['--principal-arn', goodRole]);
     const used = Number(

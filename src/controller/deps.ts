@@ -21,6 +21,8 @@ export interface ReconcileDeps {
   now?: () => number;
   /** How long a pass waits for a function it created or updated to become active (default 8 s). */
   functionWaitMs?: number;
+  /** How long a pass waits for IAM to propagate a role it wrote (Lambda, EKS refuse it meanwhile; default 10 s). */
+  iamWaitMs?: number;
 }
 
 export interface ClusterState {

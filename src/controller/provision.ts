@@ -112,7 +112,7 @@ export async function provision(
   plan: Plan,
   owner: Owner,
   records: Records,
-  hooks: { persist: () => Promise<void>; accessChanged: () => void },
+  hooks: { persist: () => Promise<void>; accessChanged: () => void; iamWaitMs: number },
 ): Promise<Provisioned> {
   // Not the target: its record says it exists (the reconcile then trusts it without a GET), so it is
   // recorded once created or found — a crash before that leaves a Secret teardown keeps, the safe side.
@@ -132,8 +132,13 @@ export async function provision(
     throw err;
   });
   if (role.changed) hooks.accessChanged();
+  // A role this pass wrote is refused by Lambda and EKS for a few seconds: waited for here, at one or
+  // two calls a try, rather than by a requeue that repeats every read of the pass.
+  const waitIam = role.changed ? hooks.iamWaitMs : 0;
   await ensure(logGroupManager, envs.aws, plan.aws.logGroup, owner);
-  const fn = await ensure(functionManager, envs.aws, plan.aws.function, owner);
+  const fn = await whileIamPropagates(waitIam, () =>
+    ensure(functionManager, envs.aws, plan.aws.function, owner),
+  );
   // A function created (or re-created) in this pass has neither: no need to ask.
   const absent = { absent: fn.created };
   await ensure(invokeConfigManager, envs.aws, plan.aws.invokeConfig, owner, absent);
@@ -143,7 +148,9 @@ export async function provision(
   const target = { ...plan.aws.rule.target, ruleArn: plan.aws.rule.arn };
   await ensure(ruleTargetManager, envs.aws, target, owner, { absent: rule.created });
   const roleId = role.latest.role.RoleId as string;
-  const entry = await ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner);
+  const entry = await whileIamPropagates(waitIam, () =>
+    ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner),
+  );
   if (entry.changed) hooks.accessChanged();
   await ensure(kubeRoleManager, envs.kube, plan.role, owner);
   await ensure(roleBindingManager, envs.kube, plan.binding, owner);
@@ -157,6 +164,21 @@ export async function provision(
     targetCreated: secret.created,
     functionCreated: fn.created,
   };
+}
+
+/** Runs `step`, trying again while AWS answers IamPropagation, for up to `budgetMs` (1, 2, 3… s apart). */
+async function whileIamPropagates<T>(budgetMs: number, step: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      const wait = 1_000 * attempt;
+      const propagating = err instanceof RetryLaterError && err.reason === 'IamPropagation';
+      if (!propagating || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
 
 type Remover = (r: ResourceRecord, owner: Owner) => Promise<Removal>;

@@ -75,6 +75,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       accessChanged: () => {
         pass.status.accessChangedTime = isoSeconds((deps.now ?? Date.now)());
       },
+      iamWaitMs: deps.iamWaitMs ?? 10_000,
     });
     Object.assign(pass.status, {
       secretArn: source.arn,
