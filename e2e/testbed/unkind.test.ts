@@ -1,4 +1,3 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,8 +32,8 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eksToken } from '../../src/lambda/eks-token.ts';
 import { defaultAccountSettings, quotaValue } from './aws-account.ts';
 import { AccessEntryStore, createEksInterceptor } from './eks-access-entries.ts';
 import { authenticateEksToken } from './eks-authenticator.ts';
@@ -632,39 +631,6 @@ async function motoAssume(roleArn: string): Promise<Creds> {
 const secretsAs = (credentials: Creds) =>
   new SecretsManagerClient({ endpoint: frontDoor.url, region: REGION, credentials, maxAttempts: 1 });
 
-class Sha256 {
-  readonly #h: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#h =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', typeof secret === 'string' ? secret : new Uint8Array(secret as ArrayBuffer));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#h.update(typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#h.digest());
-  }
-}
-
-/** An EKS token (presigned GetCallerIdentity with x-k8s-aws-id), as the function builds it. */
-async function token(credentials: Creds, cluster: string): Promise<string> {
-  const host = `sts.${REGION}.amazonaws.com`;
-  const signer = new SignatureV4({ service: 'sts', region: REGION, sha256: Sha256, credentials });
-  const signed = await signer.presign(
-    {
-      method: 'GET',
-      protocol: 'https:',
-      hostname: host,
-      path: '/',
-      query: { Action: 'GetCallerIdentity', Version: '2011-06-15' },
-      headers: { host, 'x-k8s-aws-id': cluster },
-    },
-    { expiresIn: 60 },
-  );
-  const qs = Object.entries(signed.query ?? {})
-    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
-    .join('&');
-  return `k8s-aws-v1.${Buffer.from(`https://${host}/?${qs}`).toString('base64url')}`;
-}
+/** An EKS token, built by the function's own code. */
+const token = (credentials: Creds, cluster: string): Promise<string> =>
+  eksToken({ region: REGION, clusterName: cluster, credentials, signingDate: new Date() });
