@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test bed's binaries (kube-apiserver, kubectl, etcd, helm, kubeconform) from the Go
-# module proxy into a cache outside the repo, once. Honours KUBEBUILDER_ASSETS /
+# module proxy into a cache outside the repo, once. With --node, also the real node's (kubelet,
+# kube-scheduler, kube-controller-manager) and its pause program (make test-node). Honours KUBEBUILDER_ASSETS /
 # TEST_ASSET_KUBE_APISERVER / TEST_ASSET_ETCD: when those point at binaries, nothing is built for them.
 # Prints nothing but progress on stderr; the binaries land in $SECRETSYNC_CACHE/bin/<name>-<version>.
 set -euo pipefail
@@ -22,13 +23,15 @@ have_assets() {
     [[ -n "${TEST_ASSET_KUBE_APISERVER:-}" && -x "${TEST_ASSET_KUBE_APISERVER}" && -n "${TEST_ASSET_ETCD:-}" && -x "${TEST_ASSET_ETCD}" ]]
 }
 
-build_kube() {
-  local out_api="$BIN/kube-apiserver-$K8S_VERSION" out_ctl="$BIN/kubectl-$K8S_VERSION"
-  if [[ -x "$out_api" && -x "$out_ctl" ]]; then return; fi
-  if have_assets && [[ -x "$out_ctl" || -n "$(command -v kubectl)" ]]; then return; fi
-  local dir="$CACHE/build/kubernetes-$K8S_VERSION"
+NODE=false
+[[ "${1:-}" == "--node" ]] && NODE=true
+NODE_CMDS=(kubelet kube-scheduler kube-controller-manager)
+
+# The wrapper module every Kubernetes command is built from (k8s.io/kubernetes cannot be `go install`ed).
+kube_module() {
+  local dir="$1"
+  [[ -f "$dir/go.mod" && -f "$dir/go.sum" ]] && grep -q kube-controller-manager "$dir/tools.go" 2>/dev/null && return
   mkdir -p "$dir"
-  log "building kube-apiserver and kubectl v$K8S_VERSION from the Go module proxy (first time only; several minutes)"
   (
     cd "$dir"
     local modfile
@@ -52,21 +55,64 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
     go mod tidy -e >/dev/null 2>&1 || go mod tidy
-    local minor ld="-s -w" pkg
-    minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
-    # Without these the server reports v0.0.0 and version-gated clients (helm, kubectl) misbehave.
-    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld="$ld -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-    done
-    go build -trimpath -ldflags "$ld" -o "$out_api.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-    mv "$out_api.tmp" "$out_api"
-    go build -trimpath -ldflags "$ld" -o "$out_ctl.tmp" k8s.io/kubernetes/cmd/kubectl
-    mv "$out_ctl.tmp" "$out_ctl"
   )
+}
+
+# go build of one k8s.io/kubernetes command into $BIN/<name>-$K8S_VERSION.
+build_kube_cmd() {
+  local name="$1" out="$BIN/$1-$K8S_VERSION" dir="$CACHE/build/kubernetes-$K8S_VERSION"
+  [[ -x "$out" ]] && return
+  kube_module "$dir"
+  local minor ld="-s -w" pkg
+  minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  # Without these the server reports v0.0.0 and version-gated clients (helm, kubectl) misbehave.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  log "building $name v$K8S_VERSION"
+  (cd "$dir" && go build -trimpath -ldflags "$ld" -o "$out.tmp" "k8s.io/kubernetes/cmd/$name")
+  mv "$out.tmp" "$out"
+}
+
+build_kube() {
+  local out_api="$BIN/kube-apiserver-$K8S_VERSION" out_ctl="$BIN/kubectl-$K8S_VERSION"
+  if [[ -x "$out_api" && -x "$out_ctl" ]]; then return; fi
+  if have_assets && [[ -x "$out_ctl" || -n "$(command -v kubectl)" ]]; then return; fi
+  log "building kube-apiserver and kubectl v$K8S_VERSION from the Go module proxy (first time only; several minutes)"
+  build_kube_cmd kube-apiserver
+  build_kube_cmd kubectl
+}
+
+# The pod sandbox's process: sleeps until told to stop (containerd's sandbox_image; no registry here).
+build_pause() {
+  local out="$BIN/pause" dir="$CACHE/build/pause"
+  [[ -x "$out" ]] && return
+  mkdir -p "$dir"
+  cat > "$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+	<-c
+}
+GO
+  printf 'module secretsync.local/pause\n\ngo 1.25.0\n' > "$dir/go.mod"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .)
+  mv "$out.tmp" "$out"
 }
 
 build_etcd() {
@@ -106,4 +152,8 @@ build_etcd
 build_helm
 build_kubeconform
 build_kube
+if $NODE; then
+  for cmd in "${NODE_CMDS[@]}"; do build_kube_cmd "$cmd"; done
+  build_pause
+fi
 log "binaries ready in $BIN"

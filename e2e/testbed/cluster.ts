@@ -14,7 +14,7 @@ import { startEksAuthenticator, writeWebhookKubeconfig } from './eks-authenticat
 import type { SecretLookup } from './eks-token-check.ts';
 import { type Kube, startKube } from './kube.ts';
 import { binaries } from './paths.ts';
-import { createPki } from './pki.ts';
+import { createPki, type Pki } from './pki.ts';
 import { waitFor } from './process.ts';
 
 /**
@@ -67,6 +67,8 @@ export interface ClusterInfo {
 export interface Cluster {
   info: ClusterInfo;
   kube: Kube;
+  /** Its PKI (e2e/node issues the node's certificates from the same CA). */
+  pki: Pki;
   /** Stops the API server, etcd and the authenticator. */
   stop(): Promise<void>;
   /** stop(), and the cluster leaves moto, the override table and the access-entry store too. */
@@ -81,6 +83,8 @@ export interface ClusterOptions {
   /** Where its processes log; its own, since process logs are named after the process. */
   logsDir: string;
   authenticationMode?: ClusterOverride['authenticationMode'];
+  /** The address its API server listens on (default 127.0.0.1). */
+  host?: string;
 }
 
 export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): Promise<Cluster> {
@@ -103,7 +107,7 @@ export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): P
     eks.destroy();
   };
   try {
-    const pki = createPki(dir);
+    const pki = createPki(dir, opts.host);
     const caPem = pki.read(pki.caCert);
     const authenticator = await startEksAuthenticator({
       motoUrl: ctx.motoUrl,
@@ -118,7 +122,13 @@ export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): P
     stoppers.push(authenticator.close);
     const webhookKubeconfigPath = join(dir, 'webhook.kubeconfig');
     await writeWebhookKubeconfig(webhookKubeconfigPath, { url: authenticator.url, caPem });
-    const kube = await startKube({ dir, logsDir, pki, webhookKubeconfigPath });
+    const kube = await startKube({
+      dir,
+      logsDir,
+      pki,
+      webhookKubeconfigPath,
+      ...(opts.host ? { host: opts.host } : {}),
+    });
     stoppers.push(kube.stop);
 
     // The EKS cluster record: moto keeps it (in its region), DescribeCluster answers with the real API server.
@@ -161,6 +171,7 @@ export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): P
         auditLogPath: kube.auditLogPath,
       },
       kube,
+      pki,
       stop,
       async remove() {
         await stop();

@@ -154,6 +154,8 @@ export function forward(motoUrl: string, req: AwsRequest): Promise<AwsResponse> 
 
 export async function startFrontDoor(opts: {
   motoUrl: string;
+  /** The address it listens on (default 127.0.0.1). */
+  host?: string;
   log?: (msg: string) => void;
 }): Promise<FrontDoor> {
   const interceptors: Interceptor[] = [];
@@ -272,11 +274,12 @@ export async function startFrontDoor(opts: {
     });
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     use: (i) => interceptors.push(i),
     observe: (o) => observers.push(o),
     control: (path, handler) => controls.set(path, handler),

@@ -21,6 +21,7 @@ import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lam
 import { FunctionStateStore, functionStatesControl, functionStatesInterceptor } from './lambda-states.ts';
 import { startMoto } from './moto.ts';
 import { replacingInvokeConfigPut } from './moto-fixes.ts';
+import type { Pki } from './pki.ts';
 import { quotas } from './quotas.ts';
 import { initialUnkindSettings, type UnkindSettings, unkindControl } from './unkind.ts';
 
@@ -41,6 +42,8 @@ export interface Testbed {
   info: TestbedInfo;
   frontDoor: FrontDoor;
   kube: Kube;
+  /** The primary cluster's PKI: its CA signs what a real node (e2e/node) presents. */
+  pki: Pki;
   accessEntries: AccessEntryStore;
   runner: LambdaRunner;
   /** Function states tests set (POST /_testbed/function-state). */
@@ -74,6 +77,11 @@ export interface TestbedOptions {
    * AWS's 300 rules per bus: they raise the quotas here, tests of the quotas lower them.
    */
   quotas?: Record<string, number>;
+  /**
+   * The address the front door and the primary cluster's API server listen on (default 127.0.0.1).
+   * e2e/node gives its bridge's address, so that pods on the real node reach both.
+   */
+  host?: string;
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -113,7 +121,11 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
   try {
     const moto = await startMoto({ logsDir });
     stoppers.push(moto.stop);
-    const frontDoor = await startFrontDoor({ motoUrl: moto.url, log });
+    const frontDoor = await startFrontDoor({
+      motoUrl: moto.url,
+      log,
+      ...(opts.host ? { host: opts.host } : {}),
+    });
     stoppers.push(frontDoor.close);
     const aws: AwsEndpoint = {
       url: frontDoor.url,
@@ -253,6 +265,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       dir,
       logsDir,
       ...(opts.authenticationMode ? { authenticationMode: opts.authenticationMode } : {}),
+      ...(opts.host ? { host: opts.host } : {}),
     });
     stoppers.push(primary.stop);
     const { kube } = primary;
@@ -397,6 +410,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       info,
       frontDoor,
       kube,
+      pki: primary.pki,
       accessEntries,
       runner,
       functionStates,

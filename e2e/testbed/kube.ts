@@ -7,7 +7,7 @@ import { freePort, type Managed, startProcess, waitFor } from './process.ts';
 
 /**
  * Real etcd + kube-apiserver, envtest style (no kubelet, scheduler or controller-manager, so no
- * garbage collector and no token controller). RBAC authorization; client-certificate admin;
+ * garbage collector and no token controller; e2e/node adds them for make test-node). RBAC authorization; client-certificate admin;
  * service-account tokens via TokenRequest; bearer tokens checked by our EKS authenticator webhook;
  * an audit log at Metadata level so tests can prove who read what.
  */
@@ -67,6 +67,8 @@ export async function startKube(opts: {
   logsDir: string;
   pki: Pki;
   webhookKubeconfigPath: string;
+  /** The address the API server listens on and advertises (default 127.0.0.1). */
+  host?: string;
 }): Promise<Kube> {
   const { dir, logsDir, pki } = opts;
   const etcdPort = await freePort();
@@ -97,17 +99,22 @@ export async function startKube(opts: {
   const auditPolicy = join(dir, 'audit-policy.yaml');
   writeFileSync(auditPolicy, AUDIT_POLICY);
   const auditLogPath = join(logsDir, 'audit.log');
-  const apiUrl = `https://127.0.0.1:${apiPort}`;
+  const host = opts.host ?? '127.0.0.1';
+  const apiUrl = `https://${host}:${apiPort}`;
   const args = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--secure-port=${apiPort}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${host}`,
+    `--advertise-address=${host}`,
     `--cert-dir=${join(dir, 'apiserver-certs')}`,
     `--tls-cert-file=${pki.apiserverCert}`,
     `--tls-private-key-file=${pki.apiserverKey}`,
     `--client-ca-file=${pki.caCert}`,
-    '--authorization-mode=RBAC',
+    // Node: a real node's kubelet (e2e/node) reads only what its pods need.
+    '--authorization-mode=Node,RBAC',
+    `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+    `--kubelet-client-key=${pki.kubeletClientKey}`,
+    '--kubelet-preferred-address-types=InternalIP',
     '--anonymous-auth=false',
     `--authentication-token-webhook-config-file=${opts.webhookKubeconfigPath}`,
     '--authentication-token-webhook-version=v1',

@@ -16,6 +16,9 @@ export interface Pki {
   adminKey: string;
   webhookCert: string;
   webhookKey: string;
+  /** The API server's client certificate towards kubelets (logs, exec, port-forward). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
   saKey: string;
   saPub: string;
   read(path: string): string;
@@ -23,7 +26,7 @@ export interface Pki {
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
-function issue(
+export function issue(
   dir: string,
   name: string,
   subject: string,
@@ -58,21 +61,25 @@ function issue(
   return { crt, key };
 }
 
-const serverExt = (dns: string[]) =>
+export const serverExt = (dns: string[], ips: string[] = []) =>
   [
     'basicConstraints=CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',
-    `subjectAltName=${['IP:127.0.0.1', ...dns.map((d) => `DNS:${d}`)].join(',')}`,
+    `subjectAltName=${[...new Set(['127.0.0.1', ...ips])]
+      .map((ip) => `IP:${ip}`)
+      .concat(dns.map((d) => `DNS:${d}`))
+      .join(',')}`,
   ].join('\n');
 
-const clientExt = [
+export const clientExt = [
   'basicConstraints=CA:FALSE',
   'keyUsage=critical,digitalSignature',
   'extendedKeyUsage=clientAuth',
 ].join('\n');
 
-export function createPki(dir: string): Pki {
+/** `host`: a further address the API server's certificate names (the test bed's `host` option). */
+export function createPki(dir: string, host?: string): Pki {
   const caKey = join(dir, 'ca.key');
   const caCert = join(dir, 'ca.crt');
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', caKey]);
@@ -94,7 +101,17 @@ export function createPki(dir: string): Pki {
     dir,
     'apiserver',
     '/CN=kube-apiserver',
-    serverExt(['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc']),
+    serverExt(
+      ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+      host ? [host] : [],
+    ),
+    ca,
+  );
+  const kubeletClient = issue(
+    dir,
+    'apiserver-kubelet-client',
+    '/O=system:masters/CN=kube-apiserver-kubelet-client',
+    clientExt,
     ca,
   );
   // The admin is in system:masters, like a cluster creator; tests act as other users by token.
@@ -114,6 +131,8 @@ export function createPki(dir: string): Pki {
     adminKey: admin.key,
     webhookCert: webhook.crt,
     webhookKey: webhook.key,
+    kubeletClientCert: kubeletClient.crt,
+    kubeletClientKey: kubeletClient.key,
     saKey,
     saPub,
     read: (p) => readFileSync(p, 'utf8'),
