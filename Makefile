@@ -21,6 +21,7 @@ help:
 	@echo "make test      lint, type-check, unit, integration and fault tests (sets everything up)"
 	@echo "make test-faults  only the fault suite: crashes, AWS faults, API server restarts, hostile input"
 	@echo "make test-unkind  only the unkind-AWS suite: IAM propagation delays, Lambda limits, quotas"
+	@echo "make test-node helm install on a real node (containerd + kubelet, as root); CI runs it too"
 	@echo "make testbed   start the test bed and print export lines; Ctrl-C stops it"
 	@echo "make build     bundle the controller and the Lambda zip into dist/"
 	@echo "make bench     benchmarks; results in bench/results.json and the README"
@@ -52,7 +53,7 @@ lint: deps
 typecheck: deps
 	npx tsc -p tsconfig.json
 
-.PHONY: test test-unit test-integration test-faults test-unkind
+.PHONY: test test-unit test-integration test-faults test-unkind test-node
 # The fault suite runs here too, with 60 SecretSyncs in its AWS-faults test instead of 200
 # (make test-faults) to keep make test well under 30 minutes.
 test: deps testbed-deps build lint typecheck
@@ -72,6 +73,13 @@ test-faults: deps testbed-deps build
 # off itself), Lambda's limits and the account's quotas enforced.
 test-unkind: deps testbed-deps build
 	npx vitest run --project integration e2e/unkind
+
+# Not part of `make test` (it needs root and installs Debian packages); .ci/run runs it after.
+# A real node beside the test bed (e2e/node): containerd + runc + CNI bridge, kubelet, scheduler,
+# controller-manager; the image built from the Dockerfile with buildah; the chart installed with helm.
+test-node: deps testbed-deps build
+	bash e2e/node/setup-node.sh
+	npx vitest run --project node
 
 .PHONY: testbed demo bench bench-capacity
 testbed: deps testbed-deps build

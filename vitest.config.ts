@@ -8,12 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: [
-            'src/**/*.test.ts',
-            'e2e/testbed/**/*.test.ts',
-            'scripts/**/*.test.ts',
-            'e2e/kind/**/*.test.ts',
-          ],
+          include: ['src/**/*.test.ts', 'e2e/testbed/**/*.test.ts', 'scripts/**/*.test.ts'],
           environment: 'node',
         },
       },
@@ -27,6 +22,18 @@ export default defineConfig({
           environment: 'node',
           globalSetup: ['e2e/tests/global-setup.ts'],
           testTimeout: 120_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          // make test-node (as root): a real node (containerd, kubelet) beside the test bed, the image
+          // built from the Dockerfile, the chart installed with helm. Not part of make test.
+          name: 'node',
+          include: ['e2e/node/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 900_000,
           hookTimeout: 300_000,
           fileParallelism: false,
         },

@@ -85,6 +85,8 @@ export interface ClusterOptions {
   authenticationMode?: ClusterOverride['authenticationMode'];
   /** The address its API server listens on (default 127.0.0.1). */
   host?: string;
+  /** Install the CRDs from crds/ (default true; e2e/node installs them from the chart instead). */
+  crds?: boolean;
 }
 
 export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): Promise<Cluster> {
@@ -147,19 +149,21 @@ export async function startCluster(ctx: ClusterContext, opts: ClusterOptions): P
       authenticationMode: opts.authenticationMode ?? 'API_AND_CONFIG_MAP',
     };
 
-    await kubectl(kube.kubeconfigPath, ['apply', '--server-side', '-f', CRD_DIR]);
-    await kubectl(kube.kubeconfigPath, [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/secretsyncs.secretsync.io',
-      'crd/secretsyncpolicies.secretsync.io',
-    ]);
-    // Established is not yet servable: the first lists answer 429 "storage is (re)initializing".
-    await waitFor('the SecretSync API', async () => {
-      await kubectl(kube.kubeconfigPath, ['get', 'secretsyncs', '-A']);
-      return true;
-    });
+    if (opts.crds !== false) {
+      await kubectl(kube.kubeconfigPath, ['apply', '--server-side', '-f', CRD_DIR]);
+      await kubectl(kube.kubeconfigPath, [
+        'wait',
+        '--for=condition=Established',
+        '--timeout=60s',
+        'crd/secretsyncs.secretsync.io',
+        'crd/secretsyncpolicies.secretsync.io',
+      ]);
+      // Established is not yet servable: the first lists answer 429 "storage is (re)initializing".
+      await waitFor('the SecretSync API', async () => {
+        await kubectl(kube.kubeconfigPath, ['get', 'secretsyncs', '-A']);
+        return true;
+      });
+    }
 
     return {
       info: {

@@ -82,6 +82,8 @@ export interface TestbedOptions {
    * e2e/node gives its bridge's address, so that pods on the real node reach both.
    */
   host?: string;
+  /** Install the CRDs into the primary cluster (default true; e2e/node lets helm install them). */
+  crds?: boolean;
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -266,6 +268,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       logsDir,
       ...(opts.authenticationMode ? { authenticationMode: opts.authenticationMode } : {}),
       ...(opts.host ? { host: opts.host } : {}),
+      ...(opts.crds === false ? { crds: false } : {}),
     });
     stoppers.push(primary.stop);
     const { kube } = primary;
