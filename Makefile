@@ -28,7 +28,7 @@ help:
 	@echo "make bench-capacity  only the controller-capacity run (1000 SecretSyncs, rate limits lifted)"
 
 $(NODE24_DIR)/node_modules/.bin/node:
-	@echo "System Node is older than 22.19: installing Node 24 into $(NODE24_DIR)"
+	@echo "Installing Node 24 into $(NODE24_DIR) (the system Node is older than 22.19, or make test-node needs it for its image)"
 	mkdir -p $(NODE24_DIR)
 	npm install --prefix $(NODE24_DIR) --no-audit --no-fund --loglevel=error node@24
 
@@ -77,7 +77,8 @@ test-unkind: deps testbed-deps build
 # Not part of `make test` (it needs root and installs Debian packages); .ci/run runs it after.
 # A real node beside the test bed (e2e/node): containerd + runc + CNI bridge, kubelet, scheduler,
 # controller-manager; the image built from the Dockerfile with buildah; the chart installed with helm.
-test-node: deps testbed-deps build
+# images.sh puts the cached Node 24 into the base image, whatever Node runs the tests.
+test-node: deps testbed-deps build $(NODE24_DIR)/node_modules/.bin/node
 	bash e2e/node/setup-node.sh
 	npx vitest run --project node
 

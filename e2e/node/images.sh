@@ -95,7 +95,7 @@ app_image() {
     -v "$etc/npmrc:/usr/local/etc/npmrc:ro" \
     -f "$REPO/Dockerfile" -t "$APP" "$REPO" >/dev/null
   rm -rf "$etc"
-  log "built in $((SECONDS - started)) s"
+  log "built in $((SECONDS - started)) s: $(bah images --format '{{.Size}}' "$APP") in $(bah inspect --type image --format '{{len .OCIv1.RootFS.DiffIDs}}' "$APP") layers"
   rm -f "$OUT/secretsync.tar"
   bah push --quiet "$APP" "docker-archive:$OUT/secretsync.tar.tmp:$APP" >/dev/null
   mv "$OUT/secretsync.tar.tmp" "$OUT/secretsync.tar"
