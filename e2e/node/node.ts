@@ -307,7 +307,7 @@ export async function startNodeTestbed(opts: Omit<TestbedOptions, 'host'> = {}):
         throw new Error(
           `test bed node: ${imageArchive(archive)} missing; run \`make test-node\` (e2e/node/images.sh)`,
         );
-      await ctr(['images', 'import', '--no-unpack=false', imageArchive(archive)]);
+      await ctr(['images', 'import', imageArchive(archive)]);
     }
 
     // kubelet, in its own mount namespace (its kernel settings), its root dir shared back so that
