@@ -295,6 +295,9 @@ describe('the Helm chart', () => {
         'RoleBinding',
         'Service',
         'ServiceAccount',
+        // Creator consent (e2e/tests/admission.test.ts puts it to work).
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
     expect(rulesOf(one(objects, 'ClusterRole'))).toEqual(
@@ -415,8 +418,12 @@ describe('the Helm chart', () => {
       'image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
       '--set',
       'nodeSelector.kubernetes\\.io/arch=arm64',
+      '--set',
+      'admission.creatorConsent=false',
     ]);
     await dryRun(yaml, objects);
+    expect(ofKind(objects, 'ValidatingAdmissionPolicy')).toHaveLength(0);
+    expect(ofKind(objects, 'ValidatingAdmissionPolicyBinding')).toHaveLength(0);
 
     // Cluster-wide only the tenancy reads (policies, namespaces); a Role + RoleBinding per watched
     // namespace, and the lease Role.
