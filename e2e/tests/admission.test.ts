@@ -13,6 +13,9 @@ import { bed, freshNamespace, rbac } from './support.ts';
  */
 const CHART = new URL('../../charts/secretsync/', import.meta.url).pathname;
 const POLICY = 'rel-secretsync-creator-consent';
+const GUARD = 'rel-secretsync-controller-guard';
+/** The release namespace: the controller's ServiceAccount is rel-secretsync there. */
+let releaseNs = '';
 const exec = promisify(execFile);
 
 interface Outcome {
@@ -73,41 +76,54 @@ async function grant(ns: string, user: string, secretVerbs: string[], secretName
   });
 }
 
-const create = (user: string, obj: unknown) => as(user, ['create', '-f', '-'], obj);
+const create = (user: string | null, obj: unknown) => as(user, ['create', '-f', '-'], obj);
+
+beforeAll(async () => {
+  releaseNs = await freshNamespace('release');
+  const rendered = await exec(
+    binaries.helm(),
+    [
+      'template',
+      'rel',
+      CHART,
+      '--namespace',
+      releaseNs,
+      '--set',
+      `clusterName=${bed().clusterName}`,
+      '--set',
+      `region=${bed().aws.region}`,
+      '--show-only',
+      'templates/admission.yaml',
+    ],
+    { encoding: 'utf8' },
+  );
+  const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS());
+  expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual([
+    `ValidatingAdmissionPolicy/${GUARD}`,
+    `ValidatingAdmissionPolicy/${POLICY}`,
+    `ValidatingAdmissionPolicyBinding/${GUARD}`,
+    `ValidatingAdmissionPolicyBinding/${POLICY}`,
+  ]);
+  const applied = await as(null, ['apply', '-f', '-'], { apiVersion: 'v1', kind: 'List', items: docs });
+  expect(applied.ok, applied.message).toBe(true);
+});
+
+afterAll(async () => {
+  await as(null, ['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', POLICY, GUARD]);
+  process.stdout.write(`\n[admission matrix]\nwho | tried | result\n${matrix.join('\n')}\n`);
+});
+
+/** Who tried what, and what the API server said: printed at the end (the closing note's matrix). */
+const matrix: string[] = [];
+const record = (who: string, what: string, o: Outcome) =>
+  matrix.push(
+    `${who} | ${what} | ${o.ok ? 'admitted' : `denied: ${o.message.replace(/^.*denied request: /s, '')}`}`,
+  );
 
 describe('creator consent (ValidatingAdmissionPolicy from the chart)', () => {
   let ns = '';
-  const matrix: string[] = [];
-  const record = (who: string, what: string, o: Outcome) =>
-    matrix.push(
-      `${who} | ${what} | ${o.ok ? 'admitted' : `denied: ${o.message.replace(/^.*denied request: /s, '')}`}`,
-    );
 
   beforeAll(async () => {
-    const rendered = await exec(
-      binaries.helm(),
-      [
-        'template',
-        'rel',
-        CHART,
-        '--namespace',
-        'secretsync',
-        '--set',
-        `clusterName=${bed().clusterName}`,
-        '--set',
-        `region=${bed().aws.region}`,
-        '--show-only',
-        'templates/admission.yaml',
-      ],
-      { encoding: 'utf8' },
-    );
-    const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS());
-    expect(docs.map((d) => d.kind)).toEqual([
-      'ValidatingAdmissionPolicy',
-      'ValidatingAdmissionPolicyBinding',
-    ]);
-    const applied = await as(null, ['apply', '-f', '-'], { apiVersion: 'v1', kind: 'List', items: docs });
-    expect(applied.ok, applied.message).toBe(true);
     ns = await freshNamespace('consent');
     await grant(ns, 'alice', [], []);
     await grant(ns, 'bob', ['update'], ['db-creds']);
@@ -119,11 +135,6 @@ describe('creator consent (ValidatingAdmissionPolicy from the chart)', () => {
       const o = await as('alice', ['create', '--dry-run=server', '-f', '-'], secretSync(ns, 'probe'));
       return !o.ok && o.message.includes(POLICY) ? true : undefined;
     });
-  });
-
-  afterAll(async () => {
-    await as(null, ['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', POLICY]);
-    process.stdout.write(`\n[admission matrix]\nwho | tried | result\n${matrix.join('\n')}\n`);
   });
 
   it('denies a user who may not write the target Secret, naming the user, the Secret and what is missing', async () => {
@@ -234,5 +245,158 @@ describe('creator consent (ValidatingAdmissionPolicy from the chart)', () => {
     record(`${sa} (no Secret rights)`, 'create SecretSync from-git → db-creds', o);
     expect(o.ok).toBe(false);
     expect(o.message).toContain(`; ${sa} may not update it.`);
+  });
+});
+
+describe("controller guard (ValidatingAdmissionPolicy bound to the controller's ServiceAccount)", () => {
+  let ns = '';
+  let controller = '';
+  const labels = (owner: string) => ({
+    'app.kubernetes.io/managed-by': 'secretsync',
+    'secretsync.io/secretsync': owner,
+  });
+  const functionRole = (owner: string, extra: object[] = []) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: `secretsync-${owner}`, namespace: ns, labels: labels(owner) },
+    rules: [
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: [`${owner}-creds`],
+        verbs: ['get', 'patch', 'update'],
+      },
+      { apiGroups: ['secretsync.io'], resources: ['secretsyncs'], resourceNames: [owner], verbs: ['get'] },
+      {
+        apiGroups: ['secretsync.io'],
+        resources: ['secretsyncs/status'],
+        resourceNames: [owner],
+        verbs: ['patch'],
+      },
+      ...extra,
+    ],
+  });
+  const functionBinding = (owner: string, subject = `secretsync:${ns}:${owner}`, roleRef?: object) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: `secretsync-${owner}`, namespace: ns, labels: labels(owner) },
+    roleRef: roleRef ?? { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `secretsync-${owner}` },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: subject }],
+  });
+  const secret = (name: string, type: string, withLabels = true) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name,
+      namespace: ns,
+      ...(withLabels ? { labels: labels(name) } : {}),
+      ...(type === 'kubernetes.io/service-account-token'
+        ? { annotations: { 'kubernetes.io/service-account.name': 'default' } }
+        : {}),
+    },
+    type,
+  });
+
+  beforeAll(async () => {
+    ns = await freshNamespace('guard');
+    controller = `system:serviceaccount:${releaseNs}:rel-secretsync`;
+    // The chart's grants that matter here (escalate and bind included), in this namespace.
+    await rbac().createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'controller' },
+        rules: [
+          {
+            apiGroups: ['rbac.authorization.k8s.io'],
+            resources: ['roles', 'rolebindings'],
+            verbs: ['get', 'create', 'patch', 'delete', 'escalate', 'bind'],
+          },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
+        ],
+      },
+    });
+    await rbac().createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'controller' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'controller' },
+        subjects: [{ kind: 'ServiceAccount', name: 'rel-secretsync', namespace: releaseNs }],
+      },
+    });
+    await eventually('the guard to take effect', async () => {
+      const o = await as(
+        controller,
+        ['create', '--dry-run=server', '-f', '-'],
+        secret('probe', 'Opaque', false),
+      );
+      return !o.ok && o.message.includes(GUARD) ? true : undefined;
+    });
+  });
+
+  it("admits the function's Role and RoleBinding, and nothing wider", async () => {
+    const role = await create(controller, functionRole('db'));
+    record('controller', 'create the function Role secretsync-db', role);
+    expect(role.ok, role.message).toBe(true);
+    const binding = await create(controller, functionBinding('db'));
+    record('controller', 'create the function RoleBinding secretsync-db → secretsync:<ns>:db', binding);
+    expect(binding.ok, binding.message).toBe(true);
+
+    const list = await create(
+      controller,
+      functionRole('api', [{ apiGroups: [''], resources: ['secrets'], verbs: ['list'] }]),
+    );
+    record('controller', 'create a Role that adds list secrets', list);
+    expect(list.ok).toBe(false);
+    expect(list.message).toContain('may write only the function Role of a SecretSync');
+
+    const unlabelled = await create(controller, {
+      ...functionRole('api'),
+      metadata: { name: 'secretsync-api', namespace: ns },
+    });
+    record('controller', 'create a function-shaped Role without our labels', unlabelled);
+    expect(unlabelled.ok).toBe(false);
+    expect(unlabelled.message).toContain('only roles it labels');
+
+    const other = await create(controller, functionBinding('db2', 'mallory'));
+    record('controller', 'bind a function Role to user mallory', other);
+    expect(other.ok).toBe(false);
+    expect(other.message).toContain('may bind only the Role secretsync-db2 to the function user');
+
+    const admin = await create(
+      controller,
+      functionBinding('db3', `secretsync:${ns}:db3`, {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'admin',
+      }),
+    );
+    record('controller', 'bind ClusterRole admin to a function user', admin);
+    expect(admin.ok).toBe(false);
+
+    // The guard binds the controller only: an admin still writes any Role.
+    const byAdmin = await create(
+      null,
+      functionRole('api', [{ apiGroups: [''], resources: ['secrets'], verbs: ['list'] }]),
+    );
+    expect(byAdmin.ok, byAdmin.message).toBe(true);
+  });
+
+  it('admits Secrets of a SecretSync type with our labels, and deletes of ours only', async () => {
+    const mine = await create(controller, secret('db-creds', 'Opaque'));
+    record('controller', 'create Secret db-creds (Opaque, labelled)', mine);
+    expect(mine.ok, mine.message).toBe(true);
+    const token = await create(controller, secret('steal', 'kubernetes.io/service-account-token'));
+    record('controller', 'create a service-account-token Secret', token);
+    expect(token.ok).toBe(false);
+    expect(token.message).toContain('not kubernetes.io/service-account-token');
+
+    await as(null, ['create', 'secret', 'generic', 'helm-release', '-n', ns, '--from-literal=k=v']);
+    const foreign = await as(controller, ['delete', 'secret', 'helm-release', '-n', ns]);
+    record('controller', 'delete Secret helm-release (not ours)', foreign);
+    expect(foreign.ok).toBe(false);
+    expect(foreign.message).toContain('only secrets it labels');
+    const ours = await as(controller, ['delete', 'secret', 'db-creds', '-n', ns]);
+    record('controller', 'delete Secret db-creds (ours)', ours);
+    expect(ours.ok, ours.message).toBe(true);
   });
 });

@@ -295,8 +295,10 @@ describe('the Helm chart', () => {
         'RoleBinding',
         'Service',
         'ServiceAccount',
-        // Creator consent (e2e/tests/admission.test.ts puts it to work).
+        // Creator consent and the controller guard (e2e/tests/admission.test.ts puts them to work).
         'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
         'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
@@ -422,8 +424,10 @@ describe('the Helm chart', () => {
       'admission.creatorConsent=false',
     ]);
     await dryRun(yaml, objects);
-    expect(ofKind(objects, 'ValidatingAdmissionPolicy')).toHaveLength(0);
-    expect(ofKind(objects, 'ValidatingAdmissionPolicyBinding')).toHaveLength(0);
+    // Creator consent off, the controller guard still on.
+    expect(ofKind(objects, 'ValidatingAdmissionPolicy').map((o) => o.metadata.name)).toEqual([
+      'rel-secretsync-controller-guard',
+    ]);
 
     // Cluster-wide only the tenancy reads (policies, namespaces); a Role + RoleBinding per watched
     // namespace, and the lease Role.
