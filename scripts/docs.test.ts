@@ -109,15 +109,19 @@ const examples = exampleFiles.map((file) => {
 });
 
 describe('examples/', () => {
-  it.each(examples)('$file is one SecretSync or SecretSyncPolicy with a comment header', (ex) => {
-    expect(ex.docs).toHaveLength(1);
-    expect(ex.docs[0]?.errors).toEqual([]);
+  // One object per file, except where the case needs several (shared-target.yaml: two SecretSyncs).
+  it.each(examples)('$file holds SecretSyncs or SecretSyncPolicies under a comment header', (ex) => {
+    expect(ex.docs).toHaveLength(ex.file === 'shared-target.yaml' ? 2 : 1);
     expect(ex.text.startsWith('# ')).toBe(true);
-    expect(ex.manifest.apiVersion).toBe('secretsync.io/v1alpha1');
-    expect(['SecretSync', 'SecretSyncPolicy']).toContain(ex.manifest.kind);
-    // Applied into whatever namespace the reader chooses; SecretSyncPolicy is cluster-scoped anyway.
-    expect(ex.manifest.metadata?.namespace).toBeUndefined();
-    expect(ex.manifest.metadata?.name).toMatch(/^[a-z0-9-]{1,63}$/);
+    for (const doc of ex.docs) {
+      expect(doc.errors).toEqual([]);
+      const m = doc.toJS() as Manifest;
+      expect(m.apiVersion).toBe('secretsync.io/v1alpha1');
+      expect(['SecretSync', 'SecretSyncPolicy']).toContain(m.kind);
+      // Applied into whatever namespace the reader chooses; SecretSyncPolicy is cluster-scoped anyway.
+      expect(m.metadata?.namespace).toBeUndefined();
+      expect(m.metadata?.name).toMatch(/^[a-z0-9-]{1,63}$/);
+    }
   });
 
   it('cover every case the reference lists', () => {

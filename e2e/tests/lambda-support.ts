@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import type { V1Secret } from '@kubernetes/client-node';
 import { expect } from 'vitest';
-import { keysOwnedBy, LAMBDA_FIELD_MANAGER } from '../../src/lambda/merge.ts';
+import { keysOwnedBy, targetFieldManager } from '../../src/lambda/merge.ts';
 import type { SecretSync, SecretSyncSpec } from '../../src/shared/secretsync.generated.ts';
 import type { RoutedEvent } from '../testbed/event-router.ts';
 import type { AsyncInvocation, LogLine } from '../testbed/lambda-runner.ts';
@@ -129,9 +129,9 @@ export const decoded = (s: V1Secret): Record<string, string> =>
 
 export const b64 = (text: string) => Buffer.from(text).toString('base64');
 
-/** Keys of `data` the function owns through server-side apply. */
-export const lambdaOwned = (s: V1Secret) =>
-  [...keysOwnedBy(s.metadata?.managedFields, LAMBDA_FIELD_MANAGER)].sort();
+/** Keys of `data` the SecretSync's function owns through server-side apply (its own field manager). */
+export const lambdaOwned = (s: V1Secret, syncName: string) =>
+  [...keysOwnedBy(s.metadata?.managedFields, targetFieldManager(syncName))].sort();
 
 /** Keys of `data` a given manager owns (any operation). */
 export function ownedBy(s: V1Secret, manager: string): string[] {

@@ -83,7 +83,7 @@ describe('the sync function on the test bed', () => {
     expect(secret.metadata?.labels?.['app.kubernetes.io/managed-by']).toBeDefined();
     expect(secret.metadata?.managedFields?.some((e) => e.manager === 'secretsync-controller')).toBe(true);
     expect(ownedBy(secret, 'secretsync-controller')).toEqual([]);
-    expect(lambdaOwned(secret)).toEqual(['host', 'password', 'username']);
+    expect(lambdaOwned(secret, p.name)).toEqual(['host', 'password', 'username']);
 
     const ss = (await getSecretSync(p.ns, p.name))!;
     expect(ss.status?.syncedVersionId).toBe(await currentVersion(p.arn));
@@ -116,11 +116,11 @@ describe('the sync function on the test bed', () => {
 
   it('a key removed in AWS is removed from the Secret and from the function’s field ownership', async () => {
     const p = await provision(json({ a: '1', b: '2', c: '3' }));
-    expect(lambdaOwned(await readTarget(p))).toEqual(['a', 'b', 'c']);
+    expect(lambdaOwned(await readTarget(p), p.name)).toEqual(['a', 'b', 'c']);
     const { ss } = await change(p, json({ a: '1', b: '2' }));
     const secret = await readTarget(p);
     expect(decoded(secret)).toEqual({ a: '1', b: '2' });
-    expect(lambdaOwned(secret)).toEqual(['a', 'b']);
+    expect(lambdaOwned(secret, p.name)).toEqual(['a', 'b']);
     expect(ss.status?.syncedKeys).toBe(2);
     expect(counts(ss)).toEqual({ added: 0, updated: 0, unchanged: 2, removed: 1, kept: 0 });
   });
@@ -156,7 +156,7 @@ describe('the sync function on the test bed', () => {
     let { ss } = await change(p, json({ a: '1', b: 'two' }));
     let secret = await readTarget(p);
     expect(decoded(secret)).toEqual({ a: '1', b: 'two', extra: 'theirs', extra2: 'also theirs' });
-    expect(lambdaOwned(secret)).toEqual(['a', 'b']);
+    expect(lambdaOwned(secret, p.name)).toEqual(['a', 'b']);
     expect(ownedBy(secret, 'someone-else')).toEqual(['extra']);
     expect(counts(ss)).toEqual({ added: 0, updated: 1, unchanged: 1, removed: 0, kept: 2 });
 

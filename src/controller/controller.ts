@@ -10,6 +10,7 @@ import {
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
 import { clusterArnOf, withDefaults } from './aws/desired.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
@@ -204,6 +205,18 @@ export async function startController(opts: {
     metrics,
     identity: config.identity,
     clusterRecheckMs: config.clusterCheckMs,
+    targetedBy: (namespace, secretName, except) =>
+      (informer?.objects() ?? [])
+        .map((o) => o as SecretSync)
+        .filter(
+          (o) =>
+            o.metadata.namespace === namespace &&
+            o.metadata.name !== except &&
+            !o.metadata.deletionTimestamp &&
+            (o.spec?.target?.name ?? o.metadata.name) === secretName,
+        )
+        .map((o) => o.metadata.name)
+        .sort(),
   };
 
   const newQueue = () => {

@@ -23,6 +23,11 @@ export interface ReconcileDeps {
   functionWaitMs?: number;
   /** How long a pass waits for IAM to propagate a role it wrote (Lambda, EKS refuse it meanwhile; default 10 s). */
   iamWaitMs?: number;
+  /**
+   * The other SecretSyncs (not being deleted) whose target is this Secret, from the informer's cache:
+   * a shared target is never deleted, nor written with mergePolicy Replace, while another one writes it.
+   */
+  targetedBy?: (namespace: string, secretName: string, except: string) => string[];
 }
 
 export interface ClusterState {

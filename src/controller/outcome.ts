@@ -19,6 +19,7 @@ export const READY_REASONS = [
   'CrossAccountUnsupported',
   'PolicyDenied',
   'Conflict',
+  'TargetConflict',
   'ClusterAuthModeUnsupported',
   'ClusterUnavailable',
   'FunctionFailed',

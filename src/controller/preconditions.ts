@@ -92,6 +92,23 @@ export async function tenancyDenial(
   return decision.allowed ? undefined : decision.why;
 }
 
+/**
+ * mergePolicy Replace makes the target exactly this SecretSync's keys, erasing what another SecretSync
+ * writes there: refused while one does (the function refuses it too, from the Secret's field managers).
+ * Retried every minute: the other one going away does not queue this one.
+ */
+export function checkTargetFree(deps: ReconcileDeps, ss: SecretSync): void {
+  if (ss.spec.mergePolicy !== 'Replace') return;
+  const target = ss.spec.target?.name ?? ss.metadata.name;
+  const others = deps.targetedBy?.(ss.metadata.namespace!, target, ss.metadata.name!) ?? [];
+  if (others.length === 0) return;
+  throw new Stop(
+    'TargetConflict',
+    `mergePolicy Replace would erase what SecretSync ${others.join(', ')} writes into Secret ${target}; use Merge (each SecretSync then writes and removes only its own keys), or another target`,
+    60_000,
+  );
+}
+
 /** Stop when the secret is scheduled for deletion (it resolves, but the function cannot read it). */
 export function checkNotDeleted(source: ResolvedSource): void {
   if (source.deletedDate) {

@@ -18,7 +18,7 @@ import { permissionManager } from './aws/lambda-permission.ts';
 import { logGroupManager } from './aws/log-group.ts';
 import { ruleTargetManager } from './aws/rule-target.ts';
 import { NotOursError, RetryLaterError } from './errors.ts';
-import { childLabels, ownerReference } from './kube/children.ts';
+import { childLabels, ownerReference, parseChildId } from './kube/children.ts';
 import { type DesiredRole as DesiredKubeRole, roleManager as kubeRoleManager } from './kube/role.ts';
 import { type DesiredRoleBinding, roleBindingManager } from './kube/role-binding.ts';
 import { type DesiredTarget, targetSecretManager } from './kube/target-secret.ts';
@@ -203,21 +203,30 @@ export function removers(envs: Envs): Record<RecordedKind, Remover> {
 
 /**
  * Removes `which` in reverse provisioning order and drops the records of what is gone (or was never
- * ours). Secrets are deleted only when `deleteTarget` (deletionPolicy Delete), otherwise just
- * forgotten. True when nothing is left.
+ * ours). Secrets are deleted only when `deleteTarget` (deletionPolicy Delete) and no other SecretSync
+ * writes them (`sharedWith`), otherwise just forgotten. True when nothing is left.
  */
 export async function removeRecorded(
   envs: Envs,
   records: Records,
   which: readonly ResourceRecord[],
   owner: Owner,
-  opts: { deleteTarget: boolean; log: Logger },
+  opts: { deleteTarget: boolean; log: Logger; sharedWith?: (secretName: string) => string[] },
 ): Promise<boolean> {
   const remover = removers(envs);
   let allGone = true;
   for (const kind of [...RECORDED_KINDS].reverse()) {
     for (const r of which.filter((x) => x.kind === kind)) {
       if (kind === 'Secret' && !opts.deleteTarget) {
+        records.drop(r);
+        continue;
+      }
+      const others = kind === 'Secret' ? (opts.sharedWith?.(parseChildId(r.id).name) ?? []) : [];
+      if (others.length > 0) {
+        opts.log.info(
+          { kind, id: r.id, others },
+          'another SecretSync still writes this target; left in place',
+        );
         records.drop(r);
         continue;
       }

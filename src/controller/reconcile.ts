@@ -21,7 +21,13 @@ import {
 import type { ResourceRecord } from './manager.ts';
 import { type Owner, resourceNames } from './naming.ts';
 import { classify, Stop } from './outcome.ts';
-import { checkCluster, checkNotDeleted, checkSource, tenancyDenial } from './preconditions.ts';
+import {
+  checkCluster,
+  checkNotDeleted,
+  checkSource,
+  checkTargetFree,
+  tenancyDenial,
+} from './preconditions.ts';
 import {
   type Envs,
   kubePlan,
@@ -45,6 +51,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
   if (ss.metadata.deletionTimestamp) return finalize(pass);
 
   try {
+    checkTargetFree(deps, ss);
     const cluster = checkCluster(deps);
     const source = await checkSource(deps, ss, pass.clients, pass.region);
     const denied = await tenancyDenial(deps, namespace, source);
@@ -89,6 +96,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     const staleGone = await removeRecorded(pass.envs, pass.records, stale, pass.owner, {
       deleteTarget: ss.spec.deletionPolicy === 'Delete',
       log: pass.log,
+      sharedWith: sharedWith(pass),
     });
     await functionUsable(pass.envs.aws, done.fn, aws.function.arn, deps.functionWaitMs ?? 8_000);
 
@@ -243,8 +251,18 @@ function removeAll(pass: Pass, deleteTarget: boolean): Promise<boolean> {
   const all = new Records([...pass.records.list, ...today]).list.filter(
     (r) => deleteTarget || r.kind !== 'Secret',
   );
-  return removeRecorded(pass.envs, pass.records, all, owner, { deleteTarget, log: pass.log });
+  return removeRecorded(pass.envs, pass.records, all, owner, {
+    deleteTarget,
+    log: pass.log,
+    sharedWith: sharedWith(pass),
+  });
 }
+
+/** Other SecretSyncs of this namespace that write a given Secret (the informer's view). */
+const sharedWith =
+  ({ deps, owner }: Pass) =>
+  (secretName: string): string[] =>
+    deps.targetedBy?.(owner.namespace, secretName, owner.name) ?? [];
 
 /** The SecretSync is being deleted: remove everything it has (the target per deletionPolicy), then the finalizer. */
 async function finalize(pass: Pass): Promise<ProcessResult> {

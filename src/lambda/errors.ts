@@ -1,7 +1,7 @@
 // Typed errors of the sync function. Each ends up as the Synced condition's reason, so the reasons
 // are stable CamelCase strings, and every message is safe to show on the SecretSync status: it may
-// name configuration (ARNs, Secret names, env vars) but never a secret value. Only InvalidKey names
-// a key from the secret, because the user cannot fix it without knowing which one.
+// name configuration (ARNs, Secret names, env vars) but never a secret value. Only InvalidKey and
+// KeyConflict name a key from the secret, because the user cannot fix either without knowing which.
 
 export const SYNC_REASONS = [
   'SecretNotFound',
@@ -17,6 +17,8 @@ export const SYNC_REASONS = [
   'InvalidConfiguration',
   'InvalidPayload',
   'Conflict',
+  'KeyConflict',
+  'TargetConflict',
 ] as const;
 
 export type SyncReason = (typeof SYNC_REASONS)[number];

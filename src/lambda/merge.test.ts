@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { MergePolicy } from './config.ts';
 import {
   computeMerge,
+  keysOfOtherSyncs,
   keysOwnedBy,
   keysOwnedByOthers,
-  LAMBDA_FIELD_MANAGER,
   type ManagedFieldsEntry,
   type MergeChanges,
+  targetFieldManager,
 } from './merge.ts';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -206,6 +207,8 @@ describe('computeMerge', () => {
   });
 });
 
+const OURS = targetFieldManager('db');
+
 describe('keysOwnedBy / keysOwnedByOthers', () => {
   // Shaped like a real Secret's metadata.managedFields after the controller created it, the function
   // applied twice (once under Replace, i.e. an Update) and someone ran kubectl edit.
@@ -217,7 +220,7 @@ describe('keysOwnedBy / keysOwnedByOthers', () => {
       fieldsV1: { 'f:type': {} },
     },
     {
-      manager: LAMBDA_FIELD_MANAGER,
+      manager: OURS,
       operation: 'Apply',
       fieldsType: 'FieldsV1',
       fieldsV1: { 'f:data': { 'f:password': {}, 'f:tls.crt': {}, 'f:user': {} } },
@@ -229,7 +232,7 @@ describe('keysOwnedBy / keysOwnedByOthers', () => {
       fieldsV1: { 'f:data': { '.': {}, 'f:extra': {} }, 'f:metadata': { 'f:labels': {} } },
     },
     {
-      manager: LAMBDA_FIELD_MANAGER,
+      manager: OURS,
       operation: 'Update',
       fieldsType: 'FieldsV1',
       fieldsV1: { 'f:data': { 'f:old': {} } },
@@ -247,10 +250,10 @@ describe('keysOwnedBy / keysOwnedByOthers', () => {
     [
       'ignores malformed entries',
       [
-        { manager: LAMBDA_FIELD_MANAGER, operation: 'Apply', fieldsV1: null },
-        { manager: LAMBDA_FIELD_MANAGER, operation: 'Apply', fieldsV1: { 'f:data': ['f:x'] } },
+        { manager: OURS, operation: 'Apply', fieldsV1: null },
+        { manager: OURS, operation: 'Apply', fieldsV1: { 'f:data': ['f:x'] } },
         {
-          manager: LAMBDA_FIELD_MANAGER,
+          manager: OURS,
           operation: 'Apply',
           fieldsType: 'FieldsV2',
           fieldsV1: { 'f:data': { 'f:y': {} } },
@@ -266,7 +269,35 @@ describe('keysOwnedBy / keysOwnedByOthers', () => {
       [],
     ],
   ])('%s', (_name, fields, mine, theirs) => {
-    expect([...keysOwnedBy(fields, LAMBDA_FIELD_MANAGER)].sort()).toEqual(mine);
-    expect([...keysOwnedByOthers(fields, LAMBDA_FIELD_MANAGER)].sort()).toEqual(theirs);
+    expect([...keysOwnedBy(fields, OURS)].sort()).toEqual(mine);
+    expect([...keysOwnedByOthers(fields, OURS)].sort()).toEqual(theirs);
+  });
+});
+
+describe('keysOfOtherSyncs', () => {
+  const entry = (manager: string, operation: string, keys: string[]) => ({
+    manager,
+    operation,
+    fieldsType: 'FieldsV1',
+    fieldsV1: { 'f:data': Object.fromEntries(keys.map((k) => [`f:${k}`, {}])) },
+  });
+  it('names the other SecretSync of each key it wrote (Apply or Update); ours and other writers are not counted', () => {
+    const others = keysOfOtherSyncs(
+      [
+        entry(OURS, 'Apply', ['password']),
+        entry('secretsync/api', 'Apply', ['token']),
+        entry('secretsync/all', 'Update', ['only']),
+        entry('kubectl-client-side-apply', 'Update', ['extra']),
+        entry('secretsync-controller', 'Update', []),
+      ],
+      OURS,
+    );
+    expect([...others].sort()).toEqual([
+      ['only', 'all'],
+      ['token', 'api'],
+    ]);
+  });
+  it('field managers stay within the API server’s 128 characters for the longest SecretSync name', () => {
+    expect(targetFieldManager('a'.repeat(63)).length).toBeLessThanOrEqual(128);
   });
 });

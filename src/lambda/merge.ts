@@ -10,8 +10,33 @@
 import type { MergePolicy } from './config.ts';
 import type { SecretData } from './payload.ts';
 
-/** Our field manager for the target Secret (DESIGN §5). */
+/** The function's field manager for its SecretSync's status (DESIGN §5). */
 export const LAMBDA_FIELD_MANAGER = 'secretsync-lambda';
+
+/**
+ * The field manager of one SecretSync's writes to its target Secret: one per SecretSync, so several
+ * SecretSyncs can write disjoint keys of one Secret and server-side apply removes, for each, only the
+ * keys it wrote. SecretSync names are at most 63 characters; managers may have 128.
+ */
+export const TARGET_MANAGER_PREFIX = 'secretsync/';
+export const targetFieldManager = (syncName: string): string => `${TARGET_MANAGER_PREFIX}${syncName}`;
+
+/**
+ * Keys of `data` that other SecretSyncs wrote (any operation: Apply under Merge, Update under Replace),
+ * each with the first such SecretSync's name.
+ */
+export function keysOfOtherSyncs(
+  managedFields: readonly ManagedFieldsEntry[] | undefined,
+  ours: string,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of managedFields ?? []) {
+    if (!e.manager?.startsWith(TARGET_MANAGER_PREFIX) || e.manager === ours) continue;
+    const other = e.manager.slice(TARGET_MANAGER_PREFIX.length);
+    for (const key of dataKeys([e])) if (!out.has(key)) out.set(key, other);
+  }
+  return out;
+}
 
 /** The parts of a metav1.ManagedFieldsEntry this module reads. */
 export interface ManagedFieldsEntry {
@@ -36,7 +61,7 @@ export interface MergeInput {
   existing: Readonly<Record<string, string>> | undefined;
   /** The keys AWS says the Secret should hold, after mapping. */
   desired: SecretData;
-  /** Keys our field manager applied before: keysOwnedBy(managedFields, LAMBDA_FIELD_MANAGER). */
+  /** Keys our field manager applied before: keysOwnedBy(managedFields, targetFieldManager(name)). */
   owned: ReadonlySet<string>;
   /** Keys any other manager (or our own Update operations) also owns; these survive an apply that omits them. */
   ownedByOthers?: ReadonlySet<string> | undefined;

@@ -29,7 +29,7 @@ const spec = {
   targetName: 'db',
   versionStage: 'AWSCURRENT',
   keyMapping: undefined,
-  mergePolicy: 'Merge' as const,
+  mergePolicy: 'Merge' as 'Merge' | 'Replace',
 };
 
 /** A fake API server holding one Secret; `onWrite` can inject a conflict. */
@@ -44,7 +44,7 @@ function fakeKube(opts: { conflicts?: number } = {}) {
         // What the API server records after our applies: the function owns the keys it wrote.
         const fieldsV1 = { 'f:data': Object.fromEntries(Object.keys(data).map((k) => [`f:${k}`, {}])) };
         const managedFields = writes.length
-          ? [{ manager: 'secretsync-lambda', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1 }]
+          ? [{ manager: 'secretsync/db', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1 }]
           : [];
         return {
           status: 200,
@@ -128,5 +128,73 @@ describe('runSync ordering (scripted fakes for races the test bed cannot force)'
     const second = await runSync(deps);
     expect(second.wrote).toBe(false);
     expect(k.writes.length).toBe(1);
+  });
+});
+
+describe('runSync on a shared target (scripted fake API server: a Secret another SecretSync wrote)', () => {
+  // The Secret as the API server shows it after SecretSync "api" applied its key "token".
+  function sharedKube() {
+    const writes: unknown[] = [];
+    const kube: KubeClient = {
+      async request<T>(
+        method: string,
+        _path: string,
+        o?: { body?: unknown; query?: Record<string, string> },
+      ) {
+        if (method !== 'GET') {
+          writes.push({ method, manager: o?.query?.fieldManager, body: o?.body });
+          return { status: 200, body: {} as T };
+        }
+        const fieldsV1 = { 'f:data': { 'f:token': {} } };
+        return {
+          status: 200,
+          body: {
+            metadata: {
+              name: 'db',
+              namespace: 'ns',
+              resourceVersion: '7',
+              managedFields: [
+                { manager: 'secretsync/api', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1 },
+              ],
+            },
+            data: { token: Buffer.from('t').toString('base64') },
+          } as T,
+        };
+      },
+    };
+    return { kube, writes };
+  }
+  const run = (k: ReturnType<typeof sharedKube>, over: Partial<typeof spec>, value: Record<string, string>) =>
+    runSync({
+      config: config(),
+      spec: { ...spec, ...over },
+      kube: k.kube,
+      log: pino({ level: 'silent' }),
+      readSecret: async () => ({ versionId: 'v1', value: { SecretString: JSON.stringify(value) } }),
+    });
+
+  it('writes its own keys under its own field manager beside the other SecretSync’s', async () => {
+    const k = sharedKube();
+    const r = await run(k, {}, { password: 'x' });
+    expect(r.wrote).toBe(true);
+    expect(k.writes).toMatchObject([{ method: 'PATCH', manager: 'secretsync/db' }]);
+    expect(r.changes.kept).toEqual(['token']);
+  });
+
+  it('refuses a key the other SecretSync writes: KeyConflict naming key and SecretSync, nothing written', async () => {
+    const k = sharedKube();
+    const err = await run(k, {}, { token: 'mine', password: 'x' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'KeyConflict', retryable: false });
+    expect((err as Error).message).toContain('"token" (SecretSync api)');
+    expect((err as Error).message).not.toContain('mine');
+    expect(k.writes).toEqual([]);
+  });
+
+  it('refuses Replace, which would erase the other SecretSync’s keys: TargetConflict, nothing written', async () => {
+    const k = sharedKube();
+    const err = await run(k, { mergePolicy: 'Replace' }, { password: 'x' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'TargetConflict', retryable: false });
+    expect((err as Error).message).toContain('would erase what SecretSync api wrote');
+    expect(k.writes).toEqual([]);
   });
 });

@@ -4,11 +4,12 @@ import { SyncError } from './errors.ts';
 import { type KubeClient, KubeHttpError, KubeUnreachableError } from './kube-client.ts';
 import {
   computeMerge,
+  keysOfOtherSyncs,
   keysOwnedBy,
   keysOwnedByOthers,
-  LAMBDA_FIELD_MANAGER,
   type ManagedFieldsEntry,
   type MergeChanges,
+  targetFieldManager,
 } from './merge.ts';
 import { secretDataFrom } from './payload.ts';
 import type { CurrentSecret } from './secret-reader.ts';
@@ -56,6 +57,7 @@ const MAX_ATTEMPTS = 4;
 export async function runSync(deps: SyncDeps): Promise<SyncResult> {
   const { config, spec, kube } = deps;
   const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${spec.targetName}`;
+  const manager = targetFieldManager(config.syncName);
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     // Both reads at once (they are independent); an AWS failure is reported before a Kubernetes one.
     const [awsRead, kubeRead] = await Promise.allSettled([
@@ -69,13 +71,14 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
     if (kubeRead.status === 'rejected') throw kubeRead.reason;
     const secret = kubeRead.value;
     const managed = secret.body.metadata.managedFields;
+    refuseOthersKeys(config.syncName, spec, desired, keysOfOtherSyncs(managed, manager));
     const outcome = computeMerge({
       name: spec.targetName,
       namespace: config.namespace,
       existing: secret.body.data,
       desired,
-      owned: keysOwnedBy(managed, LAMBDA_FIELD_MANAGER),
-      ownedByOthers: keysOwnedByOthers(managed, LAMBDA_FIELD_MANAGER),
+      owned: keysOwnedBy(managed, manager),
+      ownedByOthers: keysOwnedByOthers(managed, manager),
       policy: spec.mergePolicy,
     });
     const { changed, ...changes } = outcome;
@@ -93,7 +96,7 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
           kube.request('PATCH', secretPath, {
             body: patch,
             contentType: 'application/apply-patch+yaml',
-            query: { fieldManager: LAMBDA_FIELD_MANAGER, force: 'true' },
+            query: { fieldManager: manager, force: 'true' },
           }),
         );
       } else {
@@ -101,7 +104,7 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
         await kubeCall(deps, 'replace the target Secret', () =>
           kube.request('PUT', secretPath, {
             body: { ...secret.body, metadata, data: outcome.data },
-            query: { fieldManager: LAMBDA_FIELD_MANAGER },
+            query: { fieldManager: manager },
           }),
         );
       }
@@ -124,6 +127,35 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
   throw new SyncError(
     'Conflict',
     `the target Secret or the AWS secret kept changing over ${MAX_ATTEMPTS} attempts`,
+  );
+}
+
+/**
+ * Several SecretSyncs may write one Secret, each its own keys. A key another SecretSync wrote is not
+ * taken over (KeyConflict, naming the key and that SecretSync: key names are not values), and Replace,
+ * which would erase the others' keys, is refused while another SecretSync writes there (TargetConflict).
+ * Nothing is written in either case.
+ */
+function refuseOthersKeys(
+  syncName: string,
+  spec: SyncSpec,
+  desired: ReadonlyMap<string, unknown>,
+  others: ReadonlyMap<string, string>,
+): void {
+  if (others.size === 0) return;
+  if (spec.mergePolicy === 'Replace') {
+    const names = [...new Set(others.values())].sort().join(', ');
+    throw new SyncError(
+      'TargetConflict',
+      `mergePolicy Replace would erase what SecretSync ${names} wrote into Secret ${spec.targetName}; use Merge, or another target`,
+    );
+  }
+  const clash = [...desired.keys()].filter((k) => others.has(k)).sort();
+  if (clash.length === 0) return;
+  const described = clash.map((k) => `${JSON.stringify(k)} (SecretSync ${others.get(k)})`).join(', ');
+  throw new SyncError(
+    'KeyConflict',
+    `SecretSync ${syncName} and another SecretSync both map keys into Secret ${spec.targetName}: ${described}; nothing was written. Map those keys to other names (target.keys[].to) on one of them`,
   );
 }
 
