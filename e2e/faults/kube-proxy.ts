@@ -7,7 +7,8 @@ import { KubeConfig } from '@kubernetes/client-node';
  * A plain-HTTP proxy in front of the test bed's API server, for one client (the controller) that
  * should see faults the real server only produces by chance: a watch ended with 410 Gone ("too old
  * resource version", what a client whose resourceVersion was compacted away gets), and a period
- * in which SecretSync requests fail with 503 while everything else in the cluster moves on.
+ * in which SecretSync requests fail with 503 while everything else in the cluster moves on, and
+ * Lease requests that hang unanswered.
  * Upstream it authenticates as the test bed's admin.
  */
 export interface KubeProxy {
@@ -18,6 +19,8 @@ export interface KubeProxy {
   expireWatches(): number;
   /** While true, SecretSync lists and watches answer 503. */
   blockSecretSyncs(blocked: boolean): void;
+  /** While true, Lease requests are held unanswered (a hung API server, as client-go's timeouts expect). */
+  hangLeases(hang: boolean): void;
   close(): Promise<void>;
 }
 
@@ -37,11 +40,17 @@ export async function startKubeProxy(adminKubeconfigPath: string): Promise<KubeP
   const requests: KubeProxy['requests'] = [];
   const watches = new Set<ServerResponse>();
   let blocked = false;
+  let hanging = false;
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     requests.push({ method: req.method ?? 'GET', path: url.pathname, watch });
+    if (hanging && url.pathname.includes('/leases')) {
+      // Never answered; the client's own timeout must end it.
+      req.socket.setTimeout(0);
+      return;
+    }
     if (blocked && isSecretSyncs(url.pathname)) {
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(
@@ -125,6 +134,9 @@ export async function startKubeProxy(adminKubeconfigPath: string): Promise<KubeP
     },
     blockSecretSyncs(b) {
       blocked = b;
+    },
+    hangLeases(hang) {
+      hanging = hang;
     },
     close: () =>
       new Promise<void>((resolve) => {

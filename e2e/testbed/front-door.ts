@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { classify, serverError, throttlingError } from './aws-classify.ts';
 import type { AwsRequest, AwsResponse, Interceptor, Observer } from './aws-types.ts';
 
@@ -17,8 +18,11 @@ export interface FaultRule {
    * hold-before: never answered and never done — the caller is stuck before the step;
    * hold-after: done (moto and the test bed act on it) but never answered — the caller is stuck
    * after the step without knowing it happened. The hold kinds mark a kill point for crash tests.
+   * delay: done and answered normally, `delayMs` later (a slow endpoint; a pass kept in flight).
    */
-  kind: 'throttle' | '500' | '503' | 'timeout' | 'hold-before' | 'hold-after';
+  kind: 'throttle' | '500' | '503' | 'timeout' | 'hold-before' | 'hold-after' | 'delay';
+  /** delay: how long the call waits before it goes on. */
+  delayMs?: number;
   /** Only calls signed with this access key (e.g. the controller's, not the functions'). */
   accessKeyId?: string;
   /** Only calls whose resource (name/ARN in the body or path) contains this. */
@@ -165,15 +169,15 @@ export async function startFrontDoor(opts: {
   let seq = 0;
   let faults: ActiveFault[] = [];
 
-  function pickFault(c: CallRecord): FaultRule['kind'] | undefined {
+  function pickFault(c: CallRecord): FaultRule | undefined {
     for (const f of faults) {
       if (f.rule.service && f.rule.service !== c.service) continue;
       if (f.rule.operation && f.rule.operation !== c.operation) continue;
       if (f.rule.accessKeyId && f.rule.accessKeyId !== c.accessKeyId) continue;
       if (f.rule.resource && !c.resource?.includes(f.rule.resource)) continue;
       f.seen++;
-      if (f.rule.nth?.includes(f.seen)) return f.rule.kind;
-      if (f.rule.rate !== undefined && f.rand() < f.rule.rate) return f.rule.kind;
+      if (f.rule.nth?.includes(f.seen)) return f.rule;
+      if (f.rule.rate !== undefined && f.rand() < f.rule.rate) return f.rule;
     }
     return undefined;
   }
@@ -224,8 +228,10 @@ export async function startFrontDoor(opts: {
     if (resource) record.resource = resource;
     records.push(record);
 
-    const fault = pickFault(record);
-    if (fault === 'hold-after') record.fault = fault;
+    const rule = pickFault(record);
+    const fault = rule?.kind;
+    if (fault === 'hold-after' || fault === 'delay') record.fault = fault;
+    if (fault === 'delay') await sleep(rule?.delayMs ?? 0);
     else if (fault) {
       record.fault = fault;
       if (fault === 'timeout' || fault === 'hold-before') {

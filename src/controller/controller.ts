@@ -17,6 +17,7 @@ import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import { CLUSTER_UNAVAILABLE_AFTER_MS, ClusterWatch } from './cluster-state.ts';
 import type { ControllerConfig } from './config.ts';
 import type { ReconcileDeps } from './deps.ts';
+import { Fence, fencedKubeApi } from './fence.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
 import { type ConditionView, createMetrics } from './metrics.ts';
@@ -85,8 +86,12 @@ export async function startController(opts: {
   // One set of buckets for the process: regional services per region, IAM for the account.
   const limiters = new RateLimiters(config.awsRateLimits);
   // The cluster's region: DescribeCluster and access entries, whatever region a secret is in.
+  // Writes of a pass go out only while its leadership term lasts (fence.ts).
+  const fence = new Fence((operation) =>
+    log.warn({ operation }, 'write not sent: its pass belongs to a leadership term that has ended'),
+  );
   const home = instrument(
-    createAwsClients({ region: config.clusterRegion, ...(endpoint ? { endpoint } : {}), limiters }),
+    createAwsClients({ region: config.clusterRegion, ...(endpoint ? { endpoint } : {}), limiters, fence }),
     metrics,
   );
   clientsByRegion.set(config.clusterRegion, home);
@@ -94,7 +99,10 @@ export async function startController(opts: {
     let c = clientsByRegion.get(region);
     if (!c) {
       c = {
-        ...instrument(createAwsClients({ region, ...(endpoint ? { endpoint } : {}), limiters }), metrics),
+        ...instrument(
+          createAwsClients({ region, ...(endpoint ? { endpoint } : {}), limiters, fence }),
+          metrics,
+        ),
         eks: home.eks,
       };
       clientsByRegion.set(region, c);
@@ -192,9 +200,9 @@ export async function startController(opts: {
 
   const deps: ReconcileDeps = {
     kube: {
-      custom: kc.makeApiClient(CustomObjectsApi),
-      core: kc.makeApiClient(CoreV1Api),
-      rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+      custom: fencedKubeApi(kc.makeApiClient(CustomObjectsApi), fence),
+      core: fencedKubeApi(kc.makeApiClient(CoreV1Api), fence),
+      rbac: fencedKubeApi(kc.makeApiClient(RbacAuthorizationV1Api), fence),
     },
     awsFor,
     settings,
@@ -256,7 +264,8 @@ export async function startController(opts: {
     // once the last term's in-flight passes are done (never two passes of one key at once).
     const q = newQueue();
     queue = q;
-    void drained.then(() => q.start((key) => reconcile(deps, key)));
+    const term = fence.begin();
+    void drained.then(() => q.start((key) => fence.run(term, () => reconcile(deps, key))));
     informer = startSecretSyncInformer({
       kc,
       namespaces: config.namespaces,
@@ -278,7 +287,9 @@ export async function startController(opts: {
       log,
       onStartedLeading: startWork,
       onStoppedLeading: () => {
-        // Another replica owns the work now; stop rather than risk two writers.
+        // Another replica owns the work now; stop rather than risk two writers: from this moment the
+        // passes still running send no more writes (fence.ts), and no new pass starts.
+        fence.end();
         metrics.leader.set(0);
         log.error('lost leadership; stopping work');
         void informer?.stop();
@@ -317,19 +328,25 @@ export async function startController(opts: {
   }
   ready = true;
 
+  // Idempotent: a second stop() (SIGTERM twice, a test's cleanup) gets the first one's promise.
+  let stopped: Promise<void> | undefined;
   return {
     reconcileNow: (key) => reconcile(deps, key),
     metricsText: () => metrics.registry.metrics(),
-    async stop() {
-      ready = false;
-      stopping = true;
-      clearTimeout(clusterTimer);
-      await informer?.stop();
-      await queue.shutdown();
-      await drained;
-      await leader?.stop();
-      for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
-      log.info('stopped');
+    stop() {
+      stopped ??= (async () => {
+        ready = false;
+        stopping = true;
+        clearTimeout(clusterTimer);
+        await informer?.stop();
+        await queue.shutdown();
+        await drained;
+        // Releases the Lease, so a standby takes over at once.
+        await leader?.stop();
+        for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+        log.info('stopped');
+      })();
+      return stopped;
     },
   };
 }

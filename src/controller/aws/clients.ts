@@ -8,6 +8,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient, type IAMClientConfig } from '@aws-sdk/client-iam';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { awsFenceMiddleware, type Fence } from '../fence.ts';
 import type { AwsService, RateLimiters } from './rate-limit.ts';
 
 export interface AwsClients {
@@ -34,6 +35,8 @@ export const singleRegion = (clients: AwsClients, home: string): AwsEnv => ({ ho
 export interface AwsClientOptions {
   /** Region of the SecretSync's secret: function, rule and log group are created there too. */
   region: string;
+  /** Refuses writes outside the current leadership term (fence.ts). */
+  fence?: Fence;
   /** Overrides every service's endpoint (the test bed); otherwise the SDK's default resolution. */
   endpoint?: string;
   credentials?: IAMClientConfig['credentials'];
@@ -72,6 +75,14 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     eks: new EKSClient(config),
     secretsManager: new SecretsManagerClient(config),
   };
+  if (options.fence) {
+    for (const client of Object.values(clients)) {
+      (client.middlewareStack as { add: (mw: unknown, opts: unknown) => void }).add(
+        awsFenceMiddleware(options.fence),
+        { step: 'initialize', name: 'secretsyncLeadershipFence' },
+      );
+    }
+  }
   const { limiters } = options;
   if (limiters) {
     for (const [key, client] of Object.entries(clients) as [
