@@ -230,9 +230,11 @@ export async function startFrontDoor(opts: {
 
     const rule = pickFault(record);
     const fault = rule?.kind;
-    if (fault === 'hold-after' || fault === 'delay') record.fault = fault;
-    if (fault === 'delay') await sleep(rule?.delayMs ?? 0);
-    else if (fault) {
+    if (fault === 'hold-after') record.fault = fault;
+    else if (fault === 'delay') {
+      record.fault = fault;
+      await sleep(rule?.delayMs ?? 0);
+    } else if (fault) {
       record.fault = fault;
       if (fault === 'timeout' || fault === 'hold-before') {
         // Hold the request until the client gives up, as a hung endpoint would.

@@ -19,6 +19,7 @@ import type { ControllerConfig } from './config.ts';
 import type { ReconcileDeps } from './deps.ts';
 import { Fence, fencedKubeApi } from './fence.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
+import { EventRecorder } from './kube/events.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
 import { type ConditionView, createMetrics } from './metrics.ts';
 import { reconcile } from './reconcile.ts';
@@ -198,12 +199,14 @@ export async function startController(opts: {
     log.error({ mode }, 'the cluster does not use access entries; every SecretSync will report it');
   }
 
+  const core = fencedKubeApi(kc.makeApiClient(CoreV1Api), fence);
   const deps: ReconcileDeps = {
     kube: {
       custom: fencedKubeApi(kc.makeApiClient(CustomObjectsApi), fence),
-      core: fencedKubeApi(kc.makeApiClient(CoreV1Api), fence),
+      core,
       rbac: fencedKubeApi(kc.makeApiClient(RbacAuthorizationV1Api), fence),
     },
+    events: new EventRecorder(core, config.identity),
     awsFor,
     settings,
     code,

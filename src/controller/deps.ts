@@ -2,6 +2,7 @@ import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kuber
 import type { Logger } from 'pino';
 import type { AwsClients } from './aws/clients.ts';
 import type { ControllerSettings, FunctionCode } from './aws/desired.ts';
+import type { EventRecorder } from './kube/events.ts';
 import type { Metrics } from './metrics.ts';
 import type { TenancyMode } from './tenancy.ts';
 
@@ -17,6 +18,8 @@ export interface ReconcileDeps {
   log: Logger;
   metrics?: Metrics;
   identity: string;
+  /** Events on SecretSyncs, correlated as client-go's EventRecorder does (kube/events.ts). */
+  events: EventRecorder;
   clusterRecheckMs: number;
   now?: () => number;
   /** How long a pass waits for a function it created or updated to become active (default 8 s). */

@@ -15,7 +15,6 @@ import {
   type ControllerStatus,
   FINALIZER,
   getSecretSync,
-  recordEvent,
   setFinalizer,
 } from './kube/secretsyncs.ts';
 import type { ResourceRecord } from './manager.ts';
@@ -217,14 +216,10 @@ function startPass(deps: ReconcileDeps, ss: SecretSync): Pass {
     async finish(ready) {
       const out = await write(ready);
       if (!out.transition) return;
-      await recordEvent(
-        deps.kube.core,
-        ss,
-        out.transition.to === 'True' ? 'Normal' : 'Warning',
-        out.transition.reason,
-        ready.message,
-        deps.identity,
-      ).catch((err: unknown) => log.warn({ err: String(err) }, 'could not record an Event'));
+      await deps.events
+        .record(ss, out.transition.to === 'True' ? 'Normal' : 'Warning', out.transition.reason, ready.message)
+        .then((did) => log.debug({ reason: out.transition?.reason, did }, 'Event'))
+        .catch((err: unknown) => log.warn({ err: String(err) }, 'could not record an Event'));
     },
     async persist() {
       const prev = s?.conditions?.find((c) => c.type === 'Ready');

@@ -1,4 +1,4 @@
-import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { CustomObjectsApi } from '@kubernetes/client-node';
 import type {
   SecretSync,
   SecretSyncStatus,
@@ -138,45 +138,4 @@ export async function applyStatus(
     wrote: true,
     ...(changed ? { transition: { from: prevReady?.status, to: ready.status, reason: ready.reason } } : {}),
   };
-}
-
-/**
- * A Kubernetes Event on the SecretSync, for transitions people should see in `kubectl describe`.
- * core/v1 Events: client-node serializes events.k8s.io's MicroTime with milliseconds, which the
- * API server refuses.
- */
-export async function recordEvent(
-  api: CoreV1Api,
-  ss: SecretSync,
-  type: 'Normal' | 'Warning',
-  reason: string,
-  message: string,
-  reportingInstance: string,
-): Promise<void> {
-  const t = new Date();
-  const resource = `${ss.metadata.namespace}/${ss.metadata.name}`;
-  await kube({ operation: 'POST Event', resource }, () =>
-    api.createNamespacedEvent({
-      namespace: ss.metadata.namespace,
-      body: {
-        metadata: { generateName: `${ss.metadata.name}.`, namespace: ss.metadata.namespace },
-        involvedObject: {
-          apiVersion: ss.apiVersion,
-          kind: ss.kind,
-          name: ss.metadata.name,
-          namespace: ss.metadata.namespace,
-          ...(ss.metadata.uid ? { uid: ss.metadata.uid } : {}),
-        },
-        reason,
-        message: message.slice(0, 1024),
-        type,
-        firstTimestamp: t,
-        lastTimestamp: t,
-        count: 1,
-        source: { component: 'secretsync-controller' },
-        reportingComponent: 'secretsync.io/controller',
-        reportingInstance: reportingInstance.slice(0, 128),
-      },
-    }),
-  );
 }
