@@ -57,7 +57,7 @@ typecheck: deps
 # The fault suite runs here too, with 60 SecretSyncs in its AWS-faults test instead of 200
 # (make test-faults) to keep make test well under 30 minutes.
 test: deps testbed-deps build lint typecheck
-	SECRETSYNC_FAULT_SYNCS=$${SECRETSYNC_FAULT_SYNCS:-60} npx vitest run
+	SECRETSYNC_FAULT_SYNCS=$${SECRETSYNC_FAULT_SYNCS:-60} npx vitest run --project unit --project integration
 
 test-unit: deps
 	npx vitest run --project unit
