@@ -214,7 +214,6 @@ export async function startController(opts: {
     tenancy: config.tenancy,
     log,
     metrics,
-    identity: config.identity,
     clusterRecheckMs: config.clusterCheckMs,
     targetedBy: (namespace, secretName, except) =>
       (informer?.objects() ?? [])

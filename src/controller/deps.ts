@@ -17,7 +17,6 @@ export interface ReconcileDeps {
   tenancy: TenancyMode;
   log: Logger;
   metrics?: Metrics;
-  identity: string;
   /** Events on SecretSyncs, correlated as client-go's EventRecorder does (kube/events.ts). */
   events: EventRecorder;
   clusterRecheckMs: number;
