@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startTestbed, type Testbed, type TestbedOptions } from '../testbed/index.ts';
+import { writeKubeconfig } from '../testbed/kube.ts';
 import { binaries, cacheDir, K8S_VERSION } from '../testbed/paths.ts';
 import { clientExt, issue, serverExt } from '../testbed/pki.ts';
 import { freePort, startProcess, waitFor } from '../testbed/process.ts';
@@ -69,27 +70,6 @@ export interface RealNode {
    * keepLogs: the test bed's directory (logs included) stays.
    */
   stop(opts?: { keepLogs?: boolean }): Promise<string[]>;
-}
-
-function kubeconfig(path: string, apiUrl: string, caPath: string, cert: string, key: string): string {
-  const b64 = (p: string) => readFileSync(p).toString('base64');
-  writeFileSync(
-    path,
-    `apiVersion: v1
-kind: Config
-clusters:
-- name: testbed
-  cluster: { server: '${apiUrl}', certificate-authority-data: ${b64(caPath)} }
-users:
-- name: user
-  user: { client-certificate-data: ${b64(cert)}, client-key-data: ${b64(key)} }
-contexts:
-- name: testbed
-  context: { cluster: testbed, user: user }
-current-context: testbed
-`,
-  );
-  return path;
 }
 
 function containerdConfig(dir: string, socket: string): string {
@@ -252,7 +232,7 @@ export async function startNodeTestbed(opts: Omit<TestbedOptions, 'host'> = {}):
     const ca = { caCert: pki.caCert, caKey: pki.caKey };
     const client = (name: string, subject: string) => issue(pki.dir, name, subject, clientExt, ca);
     const kcfg = (name: string, cert: { crt: string; key: string }) =>
-      kubeconfig(join(dir, `${name}.kubeconfig`), info.apiUrl, pki.caCert, cert.crt, cert.key);
+      writeKubeconfig(join(dir, `${name}.kubeconfig`), info.apiUrl, pki, cert);
 
     const kubectl = async (args: string[], input?: string): Promise<string> => {
       const p = exec(binaries.kubectl(), ['--kubeconfig', info.kubeconfigPath, ...args], {

@@ -38,7 +38,13 @@ rules:
   - level: Metadata
 `;
 
-export function writeKubeconfig(path: string, apiUrl: string, pki: Pki): void {
+/** A kubeconfig for the admin; `client` names another client certificate (e2e/node's components). */
+export function writeKubeconfig(
+  path: string,
+  apiUrl: string,
+  pki: Pki,
+  client: { crt: string; key: string } = { crt: pki.adminCert, key: pki.adminKey },
+): string {
   const b64 = (p: string) => Buffer.from(pki.read(p)).toString('base64');
   writeFileSync(
     path,
@@ -52,14 +58,15 @@ clusters:
 users:
 - name: testbed-admin
   user:
-    client-certificate-data: ${b64(pki.adminCert)}
-    client-key-data: ${b64(pki.adminKey)}
+    client-certificate-data: ${b64(client.crt)}
+    client-key-data: ${b64(client.key)}
 contexts:
 - name: testbed
   context: { cluster: testbed, user: testbed-admin }
 current-context: testbed
 `,
   );
+  return path;
 }
 
 export async function startKube(opts: {

@@ -76,6 +76,10 @@ async function grant(ns: string, user: string, secretVerbs: string[], secretName
   });
 }
 
+/** A merge patch of a SecretSync, as `user`. */
+const mergePatch = (user: string | null, ns: string, name: string, patch: string) =>
+  as(user, ['patch', 'secretsync', name, '-n', ns, '--type=merge', '-p', patch]);
+
 const create = (user: string | null, obj: unknown) => as(user, ['create', '-f', '-'], obj);
 
 beforeAll(async () => {
@@ -183,30 +187,12 @@ describe('creator consent (ValidatingAdmissionPolicy from the chart)', () => {
   });
 
   it('a spec change is checked against the new target; changes that leave the spec alone pass', async () => {
-    const retarget = await as('carol', [
-      'patch',
-      'secretsync',
-      'db',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"spec":{"target":{"name":"tls-cert"}}}',
-    ]);
+    const retarget = await mergePatch('carol', ns, 'db', '{"spec":{"target":{"name":"tls-cert"}}}');
     record('carol', 'patch db: target.name → tls-cert', retarget);
     expect(retarget.ok).toBe(false);
     expect(retarget.message).toContain('would write Secret tls-cert');
 
-    const keys = await as('carol', [
-      'patch',
-      'secretsync',
-      'db',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"spec":{"target":{"keys":[{"from":"password"}]}}}',
-    ]);
+    const keys = await mergePatch('carol', ns, 'db', '{"spec":{"target":{"keys":[{"from":"password"}]}}}');
     record('carol', 'patch db: target.keys', keys);
     expect(keys.ok, keys.message).toBe(true);
 
@@ -215,28 +201,15 @@ describe('creator consent (ValidatingAdmissionPolicy from the chart)', () => {
     const label = await as('alice', ['label', 'secretsync', 'db', '-n', ns, 'team=payments']);
     record('alice', 'label db (metadata only)', label);
     expect(label.ok, label.message).toBe(true);
-    const finalizer = await as('alice', [
-      'patch',
-      'secretsync',
-      'db',
-      '-n',
+    const finalizer = await mergePatch(
+      'alice',
       ns,
-      '--type=merge',
-      '-p',
+      'db',
       '{"metadata":{"finalizers":["secretsync.io/cleanup"]}}',
-    ]);
+    );
     record('alice', 'patch db: add a finalizer', finalizer);
     expect(finalizer.ok, finalizer.message).toBe(true);
-    await as(null, [
-      'patch',
-      'secretsync',
-      'db',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"metadata":{"finalizers":null}}',
-    ]);
+    await mergePatch(null, ns, 'db', '{"metadata":{"finalizers":null}}');
   });
 
   it("a GitOps tool's service account gets the same check", async () => {

@@ -52,7 +52,7 @@ export interface LeaderElector {
 const statusOf = (err: unknown) => (err as { code?: number }).code;
 
 /** A request option that aborts the request after `ms`. */
-export function timeout(ms: number): ConfigurationOptions {
+function timeout(ms: number): ConfigurationOptions {
   return {
     middleware: [
       {
