@@ -35,7 +35,7 @@ const PHASE_CEILING_MS = 10 * 60_000;
 const RESULTS = new URL('./.results/aws-faults.json', import.meta.url).pathname;
 
 const results: Record<string, unknown> = {};
-const UNLIMITED = ['--aws-rate-limits=iam=0,lambda=0,events=0,logs=0,eks=0,secretsmanager=0'];
+const UNLIMITED = ['--aws-rate-limits=iam=0,lambda=0,events=0,logs=0,eks=0,secretsmanager=0,tagging=0'];
 
 /** Runs `fn` over `items`, at most `n` at once. */
 async function pool<T, R>(items: T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -163,7 +163,7 @@ describe('SecretSyncs only the run time can refuse', () => {
     controller = await startTestController([
       '--resync-period=1h',
       '--concurrency=16',
-      '--aws-rate-limits=iam=0,lambda=0,events=0,logs=0,eks=0,secretsmanager=0',
+      '--aws-rate-limits=iam=0,lambda=0,events=0,logs=0,eks=0,secretsmanager=0,tagging=0',
     ]);
   });
   afterAll(async () => {

@@ -19,10 +19,12 @@ import type { Kube } from './kube.ts';
 import { lambdaChecks } from './lambda-checks.ts';
 import { FunctionCodeStore, LambdaRunner, type LambdaRunnerOptions } from './lambda-runner.ts';
 import { FunctionStateStore, functionStatesControl, functionStatesInterceptor } from './lambda-states.ts';
+import { listFidelity } from './list-fidelity.ts';
 import { startMoto } from './moto.ts';
 import { replacingInvokeConfigPut } from './moto-fixes.ts';
 import type { Pki } from './pki.ts';
 import { quotas } from './quotas.ts';
+import { ListSecretsLag } from './secrets-list-lag.ts';
 import { initialUnkindSettings, type UnkindSettings, unkindControl } from './unkind.ts';
 
 /** Everything a test (in another worker) needs to reach the test bed; plain data. */
@@ -72,6 +74,11 @@ export interface TestbedOptions {
    */
   unkind?: boolean | Partial<UnkindSettings>;
   /**
+   * ListSecrets shows the secrets as they were this many ms ago, as AWS may for minutes
+   * (secrets-list-lag.ts); default 0. POST /_testbed/unkind {"listSecretsLagMs": n} changes it.
+   */
+  listSecretsLagMs?: number;
+  /**
    * Service Quotas values at start, by `service/QuotaCode` (default AWS's); DELETE /_testbed/account
    * restores these. A whole test run or benchmark shares one account across more SecretSyncs than
    * AWS's 300 rules per bus: they raise the quotas here, tests of the quotas lower them.
@@ -104,7 +111,8 @@ export const RAISED_QUOTAS: Record<string, number> = {
  * The AWS it shows is as unkind as the real one (unkind.ts): Lambda's environment and function-policy
  * limits, roles Lambda cannot assume (lambda-checks.ts) and the account's quotas (quotas.ts) always;
  * IAM and access-entry propagation delays (iam-propagation.ts) when the `unkind` option or
- * SECRETSYNC_TESTBED_UNKIND=1 says so, or from POST /_testbed/unkind on.
+ * SECRETSYNC_TESTBED_UNKIND=1 says so, or from POST /_testbed/unkind on. List calls page and show what
+ * AWS's do (list-fidelity.ts); ListSecrets lags when `listSecretsLagMs` says so (secrets-list-lag.ts).
  */
 export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
   const started = Date.now();
@@ -153,6 +161,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
 
     // As unkind as AWS: propagation delays (when on), Lambda's checks and the account's quotas (always).
     const unkindAtStart = initialUnkindSettings(opts.unkind);
+    if (opts.listSecretsLagMs !== undefined) unkindAtStart.listSecretsLagMs = opts.listSecretsLagMs;
     const unkind = structuredClone(unkindAtStart);
     const propagation = new IamPropagation({
       settings: unkind,
@@ -201,6 +210,16 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     );
     frontDoor.use(kmsStateInterceptor({ motoUrl: moto.url, credentials: aws.credentials }));
     frontDoor.use(replacingInvokeConfigPut(moto.url));
+    // List calls paged and shaped as AWS's; ListSecrets late when the lag is set (it answers first then).
+    const secretsLag = new ListSecretsLag({
+      motoUrl: moto.url,
+      credentials: aws.credentials,
+      settings: unkind,
+    });
+    frontDoor.use(secretsLag.interceptor);
+    frontDoor.observe(secretsLag.observer);
+    if (unkind.listSecretsLagMs > 0) say(`unkind: ListSecrets ${unkind.listSecretsLagMs} ms late`);
+    frontDoor.use(listFidelity({ motoUrl: moto.url }));
     // Before the runner, so a refused upload leaves no code behind.
     const lambdaCheck = lambdaChecks({
       motoUrl: moto.url,
@@ -310,7 +329,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       return json({ ok: true });
     });
     // GET: how unkind AWS is; POST a partial update ({"enabled":true}, {"iamPropagationMs":[2000,6000]},
-    // {"unassumableRoles":["x"]}, …); DELETE: the settings the test bed started with.
+    // {"unassumableRoles":["x"]}, {"listSecretsLagMs":300000}, …); DELETE: the settings the test bed started with.
     frontDoor.control('/_testbed/unkind', unkindControl(unkind, unkindAtStart));
     // {action: 'stop' | 'start' | 'restart-etcd'}: an API server outage of a chosen length.
     frontDoor.control('/_testbed/apiserver', async (_r, body) => {

@@ -2,9 +2,9 @@
  * Lambda function states on demand (Lambda developer guide, "Lambda function states"). moto reports every
  * function Active/Successful the moment it exists, so a product that never meets Pending, Inactive or Failed
  * would first meet them in a real account. A test sets an override per (region, function name):
- * - every answer that shows the function's configuration through the front door carries the overridden
+ * - every answer that shows the function's state through the front door carries the overridden
  *   State/StateReason/StateReasonCode/LastUpdateStatus/… (GetFunction, GetFunctionConfiguration,
- *   ListFunctions, UpdateFunctionConfiguration, UpdateFunctionCode);
+ *   UpdateFunctionConfiguration, UpdateFunctionCode; ListFunctions shows no state, list-fidelity.ts);
  * - Failed and Pending: Invoke, UpdateFunctionConfiguration and UpdateFunctionCode answer 409
  *   ResourceConflictException; DeleteFunction works and drops the override, so a function created again
  *   under the name starts clean;
@@ -225,15 +225,6 @@ export function functionStatesInterceptor(opts: {
     // Nothing overridden: leave every call alone (the common case costs one check).
     if (req.service !== 'lambda' || store.size === 0) return undefined;
     if (FUNCTIONS.test(req.path)) {
-      if (req.method === 'GET') {
-        const res = await forward(motoUrl, req);
-        if (res.status !== 200) return res;
-        const body = json(res);
-        for (const f of (body.Functions ?? []) as Record<string, unknown>[]) {
-          store.patch(String(f.FunctionArn ?? '').split(':')[3] ?? req.region, f);
-        }
-        return reply(res, body);
-      }
       if (req.method === 'POST') {
         // A function created under a name starts clean, even if the old one vanished behind our back.
         const name = parseName(req);

@@ -568,6 +568,7 @@ describe('switches', () => {
       iamPropagationMs: [2000, 6000],
       accessEntryPropagationMs: [1000, 3000],
       unassumableRoles: ['x'],
+      listSecretsLagMs: 0,
     });
     expect((await setUnkind(frontDoor.url, { enabled: true })).enabled).toBe(true);
     expect(settings.enabled).toBe(true);
@@ -575,6 +576,7 @@ describe('switches', () => {
       { iamPropagationMs: [5, 1] },
       { enabled: 'yes' },
       { unassumableRoles: [''] },
+      { listSecretsLagMs: -1 },
       { nope: 1 },
     ]) {
       const res = await fetch(`${frontDoor.url}/_testbed/unkind`, {

@@ -7,6 +7,8 @@
  *   the environment of the process that starts the test bed, startTestbed({unkind}) or POST /_testbed/unkind.
  * - Roles Lambda can never assume (lambda-checks.ts): role-name substrings, as an SCP would; always applied,
  *   empty by default.
+ * - ListSecrets' lag (secrets-list-lag.ts): ListSecrets answers with the secrets as they were this many ms
+ *   ago; applied whenever above 0, propagation or not; 0 (off) by default.
  * Lambda's limits (lambda-checks.ts) and the account's quotas (quotas.ts) are always enforced: they cost
  * nothing, and their values live with the account's settings (aws-account.ts, /_testbed/account).
  */
@@ -24,6 +26,8 @@ export interface UnkindSettings {
   accessEntryPropagationMs: RangeMs;
   /** Lambda cannot assume a role whose name contains one of these (always applied, propagation or not). */
   unassumableRoles: string[];
+  /** ListSecrets shows the secrets as they were this many ms ago (0: as they are). */
+  listSecretsLagMs: number;
 }
 
 export const UNKIND_ENV = 'SECRETSYNC_TESTBED_UNKIND';
@@ -33,6 +37,7 @@ export const defaultUnkindSettings = (): UnkindSettings => ({
   iamPropagationMs: [2000, 6000],
   accessEntryPropagationMs: [2000, 5000],
   unassumableRoles: [],
+  listSecretsLagMs: 0,
 });
 
 /** The delay a change with draw `u` (0..1) waits under `range`. */
@@ -79,6 +84,15 @@ export function parseUnkindPatch(value: unknown): Partial<UnkindSettings> {
     !(Array.isArray(v.unassumableRoles) && v.unassumableRoles.every((s) => typeof s === 'string' && s !== ''))
   )
     throw new Error('unassumableRoles must be a list of non-empty strings');
+  if (
+    v.listSecretsLagMs !== undefined &&
+    !(
+      typeof v.listSecretsLagMs === 'number' &&
+      Number.isFinite(v.listSecretsLagMs) &&
+      v.listSecretsLagMs >= 0
+    )
+  )
+    throw new Error('listSecretsLagMs must be a number >= 0');
   return v as Partial<UnkindSettings>;
 }
 
@@ -88,6 +102,7 @@ export function applyUnkindPatch(settings: UnkindSettings, patch: Partial<Unkind
   if (patch.iamPropagationMs) settings.iamPropagationMs = [...patch.iamPropagationMs];
   if (patch.accessEntryPropagationMs) settings.accessEntryPropagationMs = [...patch.accessEntryPropagationMs];
   if (patch.unassumableRoles) settings.unassumableRoles = [...patch.unassumableRoles];
+  if (patch.listSecretsLagMs !== undefined) settings.listSecretsLagMs = patch.listSecretsLagMs;
   return settings;
 }
 

@@ -215,6 +215,16 @@ describe('the controller’s AWS calls are all allowed by its generated IAM poli
           : (secretArns.get(id) ?? `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:${id}-AbCdEf`),
     };
     const own = (action: string, resource: string): Authorization => ({ action, resource });
+    // The inventory pass's list calls name no resource: AWS authorizes them on "*" alone.
+    const listOnStar = [
+      'iam:ListRoles',
+      'tag:GetResources',
+      'events:ListRules',
+      'secretsmanager:ListSecrets',
+    ];
+    // The Tagging API signs as "tagging"; its IAM actions are "tag:…".
+    const listAction = `${call.service === 'tagging' ? 'tag' : call.service}:${call.operation}`;
+    if (listOnStar.includes(listAction)) return { call, authorizations: [own(listAction, '*')] };
     const implied = (action: string, resource: string, context?: Record<string, string>): Authorization => ({
       action,
       resource,
@@ -307,8 +317,8 @@ describe('the controller’s AWS calls are all allowed by its generated IAM poli
         if (op === 'TagResource' || op === 'UntagResource')
           return { call, authorizations: [own(`eks:${op}`, needs('access entry ARN'))] };
         const cluster = needs('cluster');
-        if (op === 'DescribeCluster')
-          return { call, authorizations: [own('eks:DescribeCluster', arn.cluster(cluster))] };
+        if (op === 'DescribeCluster' || op === 'ListAccessEntries')
+          return { call, authorizations: [own(`eks:${op}`, arn.cluster(cluster))] };
         const principal = decodeURIComponent(call.path.split('/access-entries/')[1] ?? '');
         if (op === 'CreateAccessEntry') {
           // Authorized on the cluster; the tags on the new entry need eks:TagResource on it. The

@@ -146,9 +146,8 @@ describe('controller reconcile, called directly against a real API server and mo
 
   const invokes = async () => (await controllerCalls()).filter((x) => x.operation === 'Invoke').length;
 
-  it('is idempotent: a steady-state pass only reads (no write, no Invoke, no status write)', async () => {
+  it('is idempotent: a full pass only reads, and records only that it checked everything', async () => {
     const s = await provision('steady');
-    const before = (await getSecretSync(s.ns, s.name))!;
     const auditMark = auditEvents(username).length;
 
     const first = await pass(s.ns, s.name);
@@ -160,9 +159,7 @@ describe('controller reconcile, called directly against a real API server and mo
     // Both passes read the same things: one read per provisioned thing's state, nothing more.
     expect(opsOf(second.calls)).toEqual(opsOf(first.calls));
     const perPass = first.calls.length;
-    console.log(
-      `steady state: ${perPass} AWS reads per SecretSync per pass: ${opsOf(first.calls).join(', ')}`,
-    );
+    console.log(`full pass: ${perPass} AWS reads per SecretSync: ${opsOf(first.calls).join(', ')}`);
     expect(opsOf(first.calls)).toEqual(
       [
         'DescribeSecret', // source: ARN, KMS key, tenancy tag
@@ -182,20 +179,21 @@ describe('controller reconcile, called directly against a real API server and mo
       ].sort(),
     );
 
-    const after = (await getSecretSync(s.ns, s.name))!;
-    expect(after.metadata.resourceVersion, 'no status write in a steady state').toBe(
-      before.metadata.resourceVersion,
-    );
-
-    // The Kubernetes side of the same two passes: reads only (SecretSync, Role, RoleBinding).
+    // The Kubernetes side of the same two passes: reads, and one status write each that records
+    // when everything was last read (status.checkedTime) — nothing else changes.
     await new Promise((r) => setTimeout(r, 300));
     const kube = auditEvents(username)
       .slice(auditMark)
       .filter((e) => e.objectRef?.namespace === s.ns);
     const kubeWrites = kube.filter((e) => !['get', 'list', 'watch'].includes(e.verb));
-    expect(kubeWrites.map((e) => `${e.verb} ${e.objectRef?.resource}`)).toEqual([]);
-    const kubeReads = kube.map((e) => `${e.verb} ${e.objectRef?.resource}`).sort();
-    console.log(`steady state: ${kubeReads.length / 2} Kubernetes reads per pass: ${kubeReads.join(', ')}`);
+    expect(kubeWrites.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource}`)).toEqual(
+      kubeWrites.length === 0 ? [] : kubeWrites.map(() => 'patch secretsyncs/status'),
+    );
+    const kubeReads = kube
+      .filter((e) => ['get', 'list', 'watch'].includes(e.verb))
+      .map((e) => `${e.verb} ${e.objectRef?.resource}`)
+      .sort();
+    console.log(`full pass: ${kubeReads.length / 2} Kubernetes reads per pass: ${kubeReads.join(', ')}`);
     expect(kubeReads).toEqual(
       [
         'get roles',
@@ -205,6 +203,54 @@ describe('controller reconcile, called directly against a real API server and mo
         'get rolebindings',
         'get secretsyncs',
       ].sort(),
+    );
+    const after = (await getSecretSync(s.ns, s.name))!;
+    expect(Date.parse(after.status!.checkedTime!)).toBeGreaterThan(Date.now() - 60_000);
+    expect(after.status?.provisionedHash).toMatch(/^[\w-]{32}$/);
+  });
+
+  it('at rest the inventory pass makes list calls only, and queues nothing', async () => {
+    const s = await provision('rest');
+    const key = `${s.ns}/${s.name}`;
+    await resetAwsCalls();
+    const r = await c.inventoryNow([(await getSecretSync(s.ns, s.name))!]);
+    const calls = await controllerCalls();
+    console.log(`inventory pass: ${calls.length} AWS calls: ${opsOf(calls).join(', ')}`);
+    expect([...new Set(opsOf(calls))]).toEqual(
+      ['GetResources', 'ListAccessEntries', 'ListRoles', 'ListRules', 'ListSecrets'].sort(),
+    );
+    expect(r.inventory.failed).toEqual([]);
+    expect(r.queued.get(key), 'a SecretSync just checked, nothing differing').toEqual(undefined);
+    expect(await c.reconcileNow(key)).toBeUndefined();
+  });
+
+  it('a deep check reads only what the lists do not show', async () => {
+    const s = await provision('deep');
+    const key = `${s.ns}/${s.name}`;
+    const dayAgo = new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await patchSecretSyncStatus(s.ns, s.name, { status: { checkedTime: dayAgo } });
+    const intent = (await c.inventoryNow([(await getSecretSync(s.ns, s.name))!])).queued.get(key);
+    expect(intent).toEqual({ differs: [], deep: true, resync: false });
+    const { calls } = await pass(s.ns, s.name);
+    expect(writesOf(calls)).toEqual([]);
+    console.log(`deep check: ${calls.length} AWS reads: ${opsOf(calls).join(', ')}`);
+    expect(opsOf(calls)).toEqual(
+      [
+        'GetRole', // boundary and tags (ListRoles shows neither)
+        'ListRolePolicies',
+        'GetRolePolicy',
+        'ListAttachedRolePolicies',
+        'DescribeLogGroups', // retention (the Tagging API listed it with its tags)
+        'GetFunction', // configuration, code, State
+        'GetFunctionEventInvokeConfig',
+        'ListTagsForResource', // rule (ListRules listed pattern and state)
+        'GetPolicy',
+        'ListTargetsByRule',
+        'DescribeAccessEntry',
+      ].sort(),
+    );
+    expect(Date.parse((await getSecretSync(s.ns, s.name))!.status!.checkedTime!)).toBeGreaterThan(
+      Date.now() - 60_000,
     );
   });
 
@@ -271,6 +317,7 @@ describe('controller reconcile, called directly against a real API server and mo
       const kubeWrites = auditEvents(username)
         .slice(mark)
         .filter((e) => e.objectRef?.namespace === s.ns && !['get', 'list', 'watch'].includes(e.verb))
+        .filter((e) => e.objectRef?.resource !== 'secretsyncs') // the pass's status (checkedTime)
         .map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`);
       // Created by POST (never applied over a same-named binding made meanwhile).
       expect(kubeWrites).toEqual([`create rolebindings/${s.names.rbacName}`]);
@@ -294,25 +341,24 @@ describe('controller reconcile, called directly against a real API server and mo
     expect(metric(await c.metricsText(), 'secretsync_invocations_total', { trigger: 'force-sync' })).toBe(2);
   });
 
-  it('backstop resync: invokes with trigger resync once the interval has passed', async () => {
+  it('backstop resync: the inventory pass asks for it once the interval has passed; it only invokes', async () => {
     const s = await provision('resync', { resyncInterval: '1m' });
+    const key = `${s.ns}/${s.name}`;
     const before = metric(await c.metricsText(), 'secretsync_invocations_total', { trigger: 'resync' });
-    // Not due yet: nothing is invoked, and the pass asks to come back before the interval ends.
-    const early = await pass(s.ns, s.name);
-    expect(early.calls.filter((x) => x.operation === 'Invoke')).toEqual([]);
-    expect(early.result?.requeueAfterMs).toBeGreaterThan(0);
-    expect(early.result?.requeueAfterMs).toBeLessThanOrEqual(60_000);
+    // Not due yet: nothing asked.
+    const now = async () => (await c.inventoryNow([(await getSecretSync(s.ns, s.name))!])).queued.get(key);
+    expect(await now()).toBeUndefined();
 
     const twoMinutesAgo = new Date(Date.now() - 120_000).toISOString().replace(/\.\d+Z$/, 'Z');
     await patchSecretSyncStatus(s.ns, s.name, { status: { lastInvokeTime: twoMinutesAgo } });
+    expect(await now()).toEqual({ differs: [], deep: false, resync: true });
     const due = await pass(s.ns, s.name);
-    expect(due.calls.filter((x) => x.operation === 'Invoke')).toHaveLength(1);
+    expect(opsOf(due.calls), 'nothing read: the function reads').toEqual(['Invoke']);
     expect(metric(await c.metricsText(), 'secretsync_invocations_total', { trigger: 'resync' })).toBe(
       before + 1,
     );
     const ss = await getSecretSync(s.ns, s.name);
     expect(Date.parse(ss!.status!.lastInvokeTime!)).toBeGreaterThan(Date.now() - 30_000);
-    expect(due.result?.requeueAfterMs).toBeGreaterThan(50_000);
 
     // And the function ran with that trigger.
     await idle();
@@ -384,7 +430,12 @@ describe('controller reconcile, called directly against a real API server and mo
     const ss = await reconcileUntil(c, ns, 'app', readyIs('False', 'Conflict'));
     expect(condition(ss, 'Ready')?.message).toContain(names.roleName);
     // The rule comes first (the smaller quota); created this pass, it is removed again at the conflict.
-    expect(opsOf(writesOf(await controllerCalls()))).toEqual(['DeleteRule', 'PutRule']);
+    // (An inventory taken before their role existed did not list it: then CreateRole is tried
+    // first, and IAM refuses it, 409 — nothing written.)
+    const calls = await controllerCalls();
+    expect(opsOf(writesOf(calls).filter((x) => x.status < 400))).toEqual(['DeleteRule', 'PutRule']);
+    for (const refused of writesOf(calls).filter((x) => x.status >= 400))
+      expect([refused.operation, refused.status]).toEqual(['CreateRole', 409]);
     const rule = await events()
       .send(new DescribeRuleCommand({ Name: names.ruleName }))
       .catch((e: Error) => e);

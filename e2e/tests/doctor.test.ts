@@ -165,18 +165,22 @@ describe('secretsync doctor against the test bed', () => {
     const { report } = await doctor(['--principal-arn', await controllerRole(generated(), Policy!.Arn!)]);
     const f = finding(report, 'controller-permissions');
     expect(f.status).toBe('fail');
-    expect(f.message).toMatch(/denied 9 of/); // the nine events: actions of the ManageRules statement
+    // The nine events: actions of the ManageRules statement, and the inventory pass's events:ListRules.
+    expect(f.message).toMatch(/denied 10 of/);
     expect(f.message).toMatch(
       /: events:DeleteRule, events:DescribeRule, .*events:UntagResource on arn:aws:events:/,
     );
+    expect(f.message).toMatch(/; events:ListRules on \*$/);
   });
 
   it("checks the policy for the controller's settings: a role written for another name prefix fails", async () => {
     const { report } = await doctor(['--principal-arn', goodRole, '--name-prefix', 'ssync']);
     const f = finding(report, 'controller-permissions');
     expect(f.status).toBe('fail');
-    // Names do not matter to the secret read, the log-group listing or the cluster: still allowed.
-    expect(f.message).not.toMatch(/secretsmanager:DescribeSecret|logs:DescribeLogGroups|eks:DescribeCluster/);
+    // Names do not matter to the secret read, the list calls or the cluster: still allowed.
+    expect(f.message).not.toMatch(
+      /secretsmanager:DescribeSecret|secretsmanager:ListSecrets|logs:DescribeLogGroups|events:ListRules|iam:ListRoles|tag:GetResources|eks:DescribeCluster|eks:ListAccessEntries/,
+    );
     expect(f.message).toMatch(
       /lambda:CreateFunction, .* on arn:aws:lambda:eu-west-1:123456789012:function:ssync-doctor-probe/,
     );

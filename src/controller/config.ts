@@ -38,7 +38,10 @@ export interface ControllerConfig {
   concurrency: number;
   /** Client-side requests per second per AWS service (0 = unlimited); see aws/rate-limit.ts. */
   awsRateLimits: RateLimits;
+  /** The inventory pass: lists of what exists compared with what every SecretSync needs. */
   resyncMs: number;
+  /** Each SecretSync's deep check: a full pass reading what the lists do not show. */
+  deepResyncMs: number;
   clusterCheckMs: number;
   leaderElect: boolean;
   leaseNamespace: string;
@@ -136,7 +139,12 @@ export const FLAGS = {
   'resync-period': {
     env: 'SECRETSYNC_RESYNC_PERIOD',
     def: '10m',
-    help: 'drift-repair pass over every SecretSync',
+    help: 'inventory pass: list what exists in AWS per region and give a full pass only to SecretSyncs whose resources differ (drift, a missed change event, consent withdrawn)',
+  },
+  'deep-resync-period': {
+    env: 'SECRETSYNC_DEEP_RESYNC_PERIOD',
+    def: '12h',
+    help: "how often each SecretSync's resources are read one by one (policies, rule target, Lambda permission, invoke config, access entry, tags: what lists do not show), spread evenly over the period",
   },
   'cluster-check-period': {
     env: 'SECRETSYNC_CLUSTER_CHECK_PERIOD',
@@ -314,6 +322,7 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
     concurrency: int('concurrency', 1, 64),
     awsRateLimits: rateLimits.limits,
     resyncMs: duration('resync-period', 10_000),
+    deepResyncMs: duration('deep-resync-period', 10_000),
     clusterCheckMs: duration('cluster-check-period', 10_000),
     leaderElect: get('leader-elect') !== 'false',
     leaseNamespace: get('leader-election-namespace'),

@@ -13,12 +13,15 @@ import type { Logger } from 'pino';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
 import { clusterArnOf, withDefaults } from './aws/desired.ts';
+import type { Inventory } from './aws/inventory.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import { CLUSTER_UNAVAILABLE_AFTER_MS, ClusterWatch } from './cluster-state.ts';
 import type { ControllerConfig } from './config.ts';
 import type { ReconcileDeps } from './deps.ts';
+import { type Intent, mergeIntents } from './drift.ts';
 import { Fence, fencedKubeApi } from './fence.ts';
 import { type RunningInformer, startSecretSyncInformer } from './informer.ts';
+import { type InventoryPassResult, startInventoryLoop } from './inventory-pass.ts';
 import { EventRecorder } from './kube/events.ts';
 import { type LeaderElector, startLeaderElection } from './leader.ts';
 import { type ConditionView, createMetrics } from './metrics.ts';
@@ -30,8 +33,13 @@ import { WorkQueue } from './workqueue.ts';
  * SecretSyncs and reconciles them through a de-duplicating, rate-limited work queue.
  */
 export interface RunningController {
-  /** For tests: reconcile a key now, bypassing the queue. */
+  /** For tests: reconcile a key now, bypassing the queue (with what the inventory asked of it, if anything). */
   reconcileNow(key: string): ReturnType<typeof reconcile>;
+  /**
+   * For tests: an inventory pass now (while leading). Over `objects` instead of the informer's: then
+   * what it asks is left for reconcileNow, not queued.
+   */
+  inventoryNow(objects?: SecretSync[]): Promise<InventoryPassResult>;
   metricsText(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -199,6 +207,14 @@ export async function startController(opts: {
     log.error({ mode }, 'the cluster does not use access entries; every SecretSync will report it');
   }
 
+  // The last inventory, and what it asked of each SecretSync until its pass takes it (drift.ts).
+  let inventory: Inventory | undefined;
+  const intents = new Map<string, Intent>();
+  const takeIntent = (key: string) => {
+    const it = intents.get(key);
+    intents.delete(key);
+    return it;
+  };
   const core = fencedKubeApi(kc.makeApiClient(CoreV1Api), fence);
   const deps: ReconcileDeps = {
     kube: {
@@ -227,6 +243,7 @@ export async function startController(opts: {
         )
         .map((o) => o.metadata.name)
         .sort(),
+    inventory: () => inventory,
   };
 
   const newQueue = () => {
@@ -251,6 +268,7 @@ export async function startController(opts: {
   // Chained, not an interval: never two checks at once. While failing, sooner: recovery is seen
   // quickly, and the unavailability window is measured by several answers, not one or two.
   let clusterTimer: NodeJS.Timeout | undefined;
+  let inventoryLoop: ReturnType<typeof startInventoryLoop> | undefined;
   let stopping = false;
   const scheduleClusterCheck = (ok: boolean) => {
     if (stopping) return;
@@ -267,13 +285,33 @@ export async function startController(opts: {
     const q = newQueue();
     queue = q;
     const term = fence.begin();
-    void drained.then(() => q.start((key) => fence.run(term, () => reconcile(deps, key))));
-    informer = startSecretSyncInformer({
+    void drained.then(() => q.start((key) => fence.run(term, () => reconcile(deps, key, takeIntent(key)))));
+    const watching = startSecretSyncInformer({
       kc,
       namespaces: config.namespaces,
       onKey: (k, priority) => q.add(k, priority),
       log,
+    });
+    informer = watching;
+    inventoryLoop = startInventoryLoop({
+      deps,
+      objects: () => watching.objects() as SecretSync[],
+      ready: () => watching.synced(),
       resyncMs: config.resyncMs,
+      deepMs: config.deepResyncMs,
+      log,
+      onResult: (r, queue) => {
+        inventory = r.inventory;
+        metrics.inventoryFailedLists.set(r.inventory.failed.length);
+        metrics.inventorySeconds.observe((Date.now() - r.inventory.takenAt) / 1000);
+        for (const [key, it] of r.queued) {
+          intents.set(key, mergeIntents(intents.get(key), it));
+          metrics.inventoryQueued.inc({
+            why: it.differs.length > 0 ? 'differs' : it.deep ? 'deep' : 'resync',
+          });
+          if (queue) q.add(key, 'low');
+        }
+      },
     });
   };
   let leader: LeaderElector | undefined;
@@ -294,6 +332,8 @@ export async function startController(opts: {
         fence.end();
         metrics.leader.set(0);
         log.error('lost leadership; stopping work');
+        inventoryLoop?.stop();
+        intents.clear();
         void informer?.stop();
         informer = undefined;
         drained = queue.shutdown();
@@ -333,13 +373,18 @@ export async function startController(opts: {
   // Idempotent: a second stop() (SIGTERM twice, a test's cleanup) gets the first one's promise.
   let stopped: Promise<void> | undefined;
   return {
-    reconcileNow: (key) => reconcile(deps, key),
+    reconcileNow: (key) => reconcile(deps, key, takeIntent(key)),
+    inventoryNow: (objects) => {
+      if (!inventoryLoop) throw new Error('not leading: no inventory pass');
+      return inventoryLoop.runNow(objects);
+    },
     metricsText: () => metrics.registry.metrics(),
     stop() {
       stopped ??= (async () => {
         ready = false;
         stopping = true;
         clearTimeout(clusterTimer);
+        inventoryLoop?.stop();
         await informer?.stop();
         await queue.shutdown();
         await drained;

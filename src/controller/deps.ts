@@ -2,6 +2,7 @@ import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kuber
 import type { Logger } from 'pino';
 import type { AwsClients } from './aws/clients.ts';
 import type { ControllerSettings, FunctionCode } from './aws/desired.ts';
+import type { Inventory } from './aws/inventory.ts';
 import type { EventRecorder } from './kube/events.ts';
 import type { Metrics } from './metrics.ts';
 import type { TenancyMode } from './tenancy.ts';
@@ -30,6 +31,8 @@ export interface ReconcileDeps {
    * a shared target is never deleted, nor written with mergePolicy Replace, while another one writes it.
    */
   targetedBy?: (namespace: string, secretName: string, except: string) => string[];
+  /** The last inventory (aws/inventory.ts), once one was taken while leading. */
+  inventory?: () => Inventory | undefined;
 }
 
 export interface ClusterState {

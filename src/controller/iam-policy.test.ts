@@ -17,9 +17,29 @@ describe('controller IAM policy (pure)', () => {
   it('never grants GetSecretValue, wildcards of actions, or Resource * on a write', () => {
     expect(all.some(({ a }) => a === 'secretsmanager:GetSecretValue')).toBe(false);
     expect(all.some(({ a }) => a.includes('*'))).toBe(false);
-    // "*" only where AWS offers no resource-level scoping, and only on reads (DescribeLogGroups).
+    // "*" only where AWS offers no resource-level scoping, and only on reads (the list calls).
     for (const s of doc.Statement.filter((x) => x.Resource.includes('*')))
       for (const a of s.Action) expect(a).toMatch(/^[a-z0-9]+:(Describe|List|Get)/);
+  });
+
+  it('puts the list calls without resource-level permissions in one "*" statement, and nothing else', () => {
+    const star = doc.Statement.filter((s) => s.Resource.includes('*'));
+    expect(star.map((s) => [s.Sid, s.Resource])).toEqual([['ListWithoutResourceLevelPermissions', ['*']]]);
+    expect(star[0]!.Action).toEqual([
+      'events:ListRules',
+      'iam:ListRoles',
+      'logs:DescribeLogGroups',
+      'secretsmanager:ListSecrets',
+      'tag:GetResources',
+    ]);
+    expect(star[0]!.Condition).toBeUndefined();
+    // Each list action is granted once, there.
+    for (const a of star[0]!.Action) expect(all.filter((x) => x.a === a)).toHaveLength(1);
+  });
+
+  it('lists access entries of the one cluster only', () => {
+    const list = doc.Statement.filter((s) => s.Action.includes('eks:ListAccessEntries'));
+    expect(list.map((s) => s.Resource)).toEqual([['arn:aws:eks:eu-west-1:123456789012:cluster/prod']]);
   });
 
   it('scopes roles to the path and prefix and passes them to Lambda only', () => {

@@ -2,10 +2,12 @@
  * The controller's own IAM identity policy, generated from its settings (`secretsync iam-policy`):
  * every action the controller calls, on only the resources its names can take — roles under the IAM
  * path and name prefix, functions/rules/log groups with the prefix, access entries of one cluster —
- * PassRole only to Lambda, CreateRole only with the permissions boundary when one is configured,
- * DescribeSecret and never GetSecretValue. Only actions the controller calls (or that AWS authorizes
- * alongside one it calls, e.g. lambda:ListTags for the tags GetFunction returns): the integration
- * test e2e/tests/controller-iam.test.ts simulates every call of a controller run against it.
+ * except the read-only list calls AWS authorizes on "*" alone (one statement, each action's reason
+ * beside it); PassRole only to Lambda, CreateRole only with the permissions boundary when one is
+ * configured, DescribeSecret/ListSecrets and never GetSecretValue. Only actions the controller calls
+ * (or that AWS authorizes alongside one it calls, e.g. lambda:ListTags for the tags GetFunction
+ * returns): the integration test e2e/tests/controller-iam.test.ts simulates every call of a
+ * controller run against it.
  */
 export interface IamPolicyInput {
   accountId: string;
@@ -127,11 +129,25 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
       Resource: perRegion((r) => `arn:${p}:logs:${r}:${acct}:log-group:/aws/lambda/${i.namePrefix}-*`),
     },
     {
-      // A list call without resource-level permissions: the Service Authorization Reference lists no
-      // resource type for it, so only "*" is sure to match. Read-only: names, retention, no log data.
-      Sid: 'FindLogGroups',
+      // List calls without resource-level permissions: the Service Authorization Reference lists no
+      // resource type for any of them, so only "*" matches; the request's prefix filters the answer,
+      // not the authorization. The inventory pass makes each once per --resync-period and region.
+      Sid: 'ListWithoutResourceLevelPermissions',
       Effect: 'Allow',
-      Action: ['logs:DescribeLogGroups'],
+      Action: [
+        // Rule names, patterns, state and role ARNs of the default bus; no events.
+        'events:ListRules',
+        // Role names, paths, ARNs and trust policies; not their permission policies. Global service.
+        'iam:ListRoles',
+        // Log group names, retention, KMS key; no log data. Also the read of one group (no "get").
+        'logs:DescribeLogGroups',
+        // Names, ARNs, tags, KMS key ids, version stages: metadata only, never a value (that takes
+        // GetSecretValue/BatchGetSecretValue, which this policy does not grant).
+        'secretsmanager:ListSecrets',
+        // ARNs and tags of our functions and log groups (filtered by our cluster tag). Not
+        // lambda:ListFunctions: that returns every function's environment variables in the region.
+        'tag:GetResources',
+      ],
       Resource: ['*'],
     },
     {
@@ -159,9 +175,11 @@ export function controllerIdentityPolicy(i: IamPolicyInput): {
       ],
     },
     {
+      // ListAccessEntries (the inventory pass) is authorized on the cluster, so on this one only; it
+      // returns principal ARNs, nothing of the entries' policies.
       Sid: 'ReadCluster',
       Effect: 'Allow',
-      Action: ['eks:DescribeCluster'],
+      Action: ['eks:DescribeCluster', 'eks:ListAccessEntries'],
       Resource: [`arn:${p}:eks:${i.clusterRegion}:${acct}:cluster/${i.clusterName}`],
     },
     {

@@ -10,17 +10,15 @@ import type { Priority } from './workqueue.ts';
 /**
  * Watches SecretSyncs (list then watch, via client-node's informer, which relists on 410 Gone by
  * itself). Any other watch error stops that informer; we restart it with capped exponential
- * backoff and jitter — never exiting the process. A periodic resync re-adds every cached key, at low
- * priority, so drift is repaired even when nothing changes in the cluster.
+ * backoff and jitter — never exiting the process. SecretSyncs listed already settled are not queued:
+ * the inventory pass (drift.ts) decides which of them need anything, without reading each one.
  */
 export interface SecretSyncInformerOptions {
   kc: KubeConfig;
   /** Empty: all namespaces. */
   namespaces: string[];
-  /** `low` for passes that only confirm (see `settled`), `high` for the rest. */
   onKey: (key: string, priority: Priority) => void;
   log: Logger;
-  resyncMs: number;
   onRestart?: (namespace: string, err: unknown) => void;
 }
 
@@ -62,11 +60,10 @@ export function reconcileFingerprint(o: KubernetesObject): string {
 }
 
 /**
- * Ready for its current generation, not being deleted, no function outcome to act on: a pass is
- * expected to confirm it (drift repair). Such SecretSyncs listed at start-up are queued behind new
- * and changed ones.
+ * Ready for its current generation, not being deleted, no function outcome to act on: nothing for a
+ * pass to do unless the inventory finds something (drift.ts). Not queued when listed.
  */
-export function settled(o: KubernetesObject): boolean {
+export function settled(o: { metadata?: { deletionTimestamp?: unknown; generation?: number } }): boolean {
   const m = o.metadata ?? {};
   const status = (
     o as {
@@ -100,7 +97,10 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
       opts.onKey(keyOf(o), priority);
     };
     // The initial list (and a relist) delivers every SecretSync as added.
-    informer.on('add', (o) => enqueue(o, settled(o) ? 'low' : 'high'));
+    informer.on('add', (o) => {
+      if (settled(o)) seen.set(keyOf(o), reconcileFingerprint(o));
+      else enqueue(o, 'high');
+    });
     informer.on('update', (o) => {
       if (seen.get(keyOf(o)) !== reconcileFingerprint(o)) enqueue(o, 'high');
     });
@@ -131,18 +131,12 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
     return state;
   });
 
-  const resync = setInterval(() => {
-    for (const s of states) for (const o of s.informer.list()) opts.onKey(keyOf(o), 'low');
-  }, opts.resyncMs);
-  resync.unref();
-
   return {
     keys: () => states.flatMap((s) => s.informer.list().map(keyOf)),
     objects: () => states.flatMap((s) => s.informer.list()),
     synced: () => states.every((s) => s.connected),
     async stop() {
       stopped = true;
-      clearInterval(resync);
       for (const s of states) {
         if (s.timer) clearTimeout(s.timer);
         await s.informer.stop();

@@ -70,6 +70,11 @@ export interface Manager<Env, I, D, L> {
   /** Undefined when absent. */
   read(env: Env, id: I): Promise<L | undefined>;
   /**
+   * What `read` returns, from the thing as a list call showed it (the inventory) plus the reads the
+   * list does not answer; undefined when it is gone meanwhile.
+   */
+  fromListed?(env: Env, id: I, listed: unknown): Promise<L | undefined>;
+  /**
    * Whether what was read is the instance `id` names (a role found by name may sit under another
    * path: then it is not the recorded one). Default: yes.
    */
@@ -105,20 +110,50 @@ export interface Ensured<L> {
   replaced?: string;
 }
 
+/** How a pass may skip a read: what it already knows about the thing. */
+export interface Known {
+  /** There is nothing: its parent was created this pass. */
+  absent?: boolean;
+  /**
+   * A list (the inventory) did not show it: create without reading first — a create that finds it
+   * exists after all (created since the list) reads and goes on as usual. Only for kinds whose create
+   * refuses an existing thing (not PutRule, which would overwrite).
+   */
+  unlisted?: boolean;
+  /** As a list showed it, for `fromListed`. */
+  listed?: unknown;
+}
+
+/** A create refused because the thing exists (IAM, Logs, Lambda and EKS each say it their way). */
+const EXISTS = new Set(['AlreadyExists', 'ResourceInUse', 'FunctionUpdating']);
+const existed = (err: unknown) => err instanceof RetryLaterError && EXISTS.has(err.reason);
+
 /**
  * Read → not ours? refuse → must be replaced? delete → absent? create : diff → update → tag diff.
- * `absent` skips the read when the caller knows there is nothing (its parent was created this pass).
- * A busy resource is not updated (AWS allows one update at a time): the pass is retried shortly.
+ * `known` skips reads the caller has answered (Known). A busy resource is not updated (AWS allows
+ * one update at a time): the pass is retried shortly.
  */
 export async function ensure<Env, I, D, L>(
   m: Manager<Env, I, D, L>,
   env: Env,
   desired: D,
   owner: Owner,
-  opts: { absent?: boolean } = {},
+  known: Known = {},
 ): Promise<Ensured<L>> {
   const id = m.id(desired);
-  let latest = opts.absent ? undefined : await m.read(env, id);
+  if (known.unlisted && !known.absent) {
+    try {
+      const created = await m.create(env, desired);
+      return { latest: created, changed: true, created: true, health: m.health?.(created) ?? READY };
+    } catch (err) {
+      if (!existed(err)) throw err;
+    }
+  }
+  let latest = known.absent
+    ? undefined
+    : known.listed !== undefined && m.fromListed
+      ? await m.fromListed(env, id, known.listed)
+      : await m.read(env, id);
   let replaced: string | undefined;
   if (latest !== undefined) {
     if (m.owned && !m.owned(latest, owner)) throw new NotOursError(m.title, m.describe(id));

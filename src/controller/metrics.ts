@@ -90,8 +90,28 @@ export function createMetrics(
       this.set(secondsSinceClusterAnswer());
     },
   });
+  const inventorySeconds = new Histogram({
+    name: 'secretsync_inventory_duration_seconds',
+    help: 'Duration of an inventory pass (the list calls of every region and the comparison), once per --resync-period.',
+    buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [registry],
+  });
+  const inventoryQueued = new Counter({
+    name: 'secretsync_inventory_queued_total',
+    help: 'SecretSyncs the inventory pass queued, by why: differs (a full pass: something listed differs), deep (the deep check was due), resync (only the backstop invoke).',
+    labelNames: ['why'] as const,
+    registers: [registry],
+  });
+  const inventoryFailedLists = new Gauge({
+    name: 'secretsync_inventory_failed_lists',
+    help: 'List calls that failed in the last inventory pass (what they would show waits for the deep check); see the log line "inventory pass incomplete".',
+    registers: [registry],
+  });
   return {
     registry,
+    inventorySeconds,
+    inventoryQueued,
+    inventoryFailedLists,
     reconciles,
     reconcileSeconds,
     awsCalls,

@@ -25,6 +25,7 @@ import { type DesiredTarget, targetSecretManager } from './kube/target-secret.ts
 import {
   type Ensured,
   ensure,
+  type Known,
   type Manager,
   RECORDED_KINDS,
   type RecordedKind,
@@ -91,8 +92,19 @@ export function plannedRecords(plan: Plan): ResourceRecord[] {
   ];
 }
 
+/** What the pass knows of each top-level thing without reading it (drift.ts knownFrom). */
+export interface PlanKnown {
+  rule?: Known;
+  role?: Known;
+  logGroup?: Known;
+  function?: Known;
+  accessEntry?: Known;
+}
+
 export interface Provisioned {
   roleArn: string;
+  /** The role's unique id (the access entry is bound to it). */
+  roleId: string;
   fn: Ensured<LatestFunction>;
   ruleArn: string;
   /** The target Secret was created by this pass. */
@@ -113,6 +125,7 @@ export async function provision(
   owner: Owner,
   records: Records,
   hooks: { persist: () => Promise<void>; accessChanged: () => void; iamWaitMs: number },
+  known: PlanKnown = {},
 ): Promise<Provisioned> {
   // Not the target: its record says it exists (the reconcile then trusts it without a GET), so it is
   // recorded once created or found — a crash before that leaves a Secret teardown keeps, the safe side.
@@ -125,19 +138,21 @@ export async function provision(
   // rule there), then roles per account (1000). A SecretSync over the rule quota creates nothing; one
   // over the role quota — or meeting a same-named role that is not ours — has only the rule it just
   // created to undo: no half-provisioned leftovers while it waits for a person.
-  const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner);
-  const role = await ensure(roleManager, envs.aws, plan.aws.role, owner).catch(async (err: unknown) => {
-    if ((err instanceof QuotaExceededError || err instanceof NotOursError) && rule.created)
-      await remove(ruleManager, envs.aws, ruleManager.id(plan.aws.rule), owner);
-    throw err;
-  });
+  const rule = await ensure(ruleManager, envs.aws, plan.aws.rule, owner, known.rule);
+  const role = await ensure(roleManager, envs.aws, plan.aws.role, owner, known.role).catch(
+    async (err: unknown) => {
+      if ((err instanceof QuotaExceededError || err instanceof NotOursError) && rule.created)
+        await remove(ruleManager, envs.aws, ruleManager.id(plan.aws.rule), owner);
+      throw err;
+    },
+  );
   if (role.changed) hooks.accessChanged();
   // A role this pass wrote is refused by Lambda and EKS for a few seconds: waited for here, at one or
   // two calls a try, rather than by a requeue that repeats every read of the pass.
   const waitIam = role.changed ? hooks.iamWaitMs : 0;
-  await ensure(logGroupManager, envs.aws, plan.aws.logGroup, owner);
+  await ensure(logGroupManager, envs.aws, plan.aws.logGroup, owner, known.logGroup);
   const fn = await whileIamPropagates(waitIam, () =>
-    ensure(functionManager, envs.aws, plan.aws.function, owner),
+    ensure(functionManager, envs.aws, plan.aws.function, owner, known.function),
   );
   // A function created (or re-created) in this pass has neither: no need to ask.
   const absent = { absent: fn.created };
@@ -149,7 +164,7 @@ export async function provision(
   await ensure(ruleTargetManager, envs.aws, target, owner, { absent: rule.created });
   const roleId = role.latest.role.RoleId as string;
   const entry = await whileIamPropagates(waitIam, () =>
-    ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner),
+    ensure(accessEntryManager, envs.aws, withRoleId(plan.aws.accessEntry, roleId), owner, known.accessEntry),
   );
   if (entry.changed) hooks.accessChanged();
   await ensure(kubeRoleManager, envs.kube, plan.role, owner);
@@ -159,6 +174,7 @@ export async function provision(
   if (secret.created) records.put(recordOf(targetSecretManager, { ...plan.target, uid: secret.latest.uid }));
   return {
     roleArn: role.latest.role.Arn ?? plan.aws.role.arn,
+    roleId,
     fn,
     ruleArn: rule.latest.rule.Arn ?? plan.aws.rule.arn,
     targetCreated: secret.created,

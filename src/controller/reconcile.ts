@@ -7,9 +7,12 @@
 import type { Logger } from 'pino';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import type { AwsClients, AwsEnv } from './aws/clients.ts';
-import { clusterArnOf, desiredState, identitiesOf, regionOf } from './aws/desired.ts';
+import { clusterArnOf, identitiesOf, regionOf } from './aws/desired.ts';
+import { listedSecret } from './aws/inventory.ts';
 import type { ReconcileDeps } from './deps.ts';
-import { decideTrigger, FORCE_SYNC_ANNOTATION, functionUsable, invoke, nextResyncAt } from './invocation.ts';
+import { type Intent, isFull, knownFrom, planHash, planOf } from './drift.ts';
+import { settled } from './informer.ts';
+import { decideTrigger, FORCE_SYNC_ANNOTATION, functionUsable, invoke } from './invocation.ts';
 import {
   applyStatus,
   type ControllerStatus,
@@ -27,38 +30,46 @@ import {
   checkTargetFree,
   tenancyDenial,
 } from './preconditions.ts';
-import {
-  type Envs,
-  kubePlan,
-  plannedRecords,
-  provision,
-  Records,
-  removeRecorded,
-  todaysRecords,
-} from './provision.ts';
+import { type Envs, plannedRecords, provision, Records, removeRecorded, todaysRecords } from './provision.ts';
 import type { ProcessResult } from './workqueue.ts';
 
 export type { ReconcileDeps } from './deps.ts';
 export { READY_REASONS, type ReadyReason } from './outcome.ts';
 export { FORCE_SYNC_ANNOTATION };
 
-export async function reconcile(deps: ReconcileDeps, key: string): Promise<ProcessResult> {
+/**
+ * `intent` is set when the inventory asked for the pass (drift.ts): for a SecretSync still settled,
+ * the secret's metadata and the listed rule and log group come from the inventory, and a backstop
+ * resync alone only invokes. Without it (a change in the cluster, a retry) everything is read fresh.
+ */
+export async function reconcile(deps: ReconcileDeps, key: string, intent?: Intent): Promise<ProcessResult> {
   const [namespace, name] = key.split('/') as [string, string];
   const ss = await getSecretSync(deps.kube.custom, namespace, name);
   if (!ss) return undefined;
   const pass = startPass(deps, ss);
   if (ss.metadata.deletionTimestamp) return finalize(pass);
+  const inventory = deps.inventory?.();
+  const fromInventory = intent !== undefined && settled(ss);
+  if (fromInventory && !isFull(intent)) return resyncOnly(pass);
+  if (fromInventory) pass.log.info({ differs: intent.differs, deep: intent.deep }, 'inventory: full pass');
 
   try {
     checkTargetFree(deps, ss);
     const cluster = checkCluster(deps);
-    const source = await checkSource(deps, ss, pass.clients, pass.region);
-    const denied = await tenancyDenial(deps, namespace, source);
+    const listed = fromInventory
+      ? listedSecret(inventory?.regions.get(pass.region), ss.spec.source.secretId, ss.status?.secretArn)
+      : undefined;
+    let source = listed ?? (await checkSource(deps, ss, pass.clients, pass.region));
+    let denied = await tenancyDenial(deps, namespace, source);
+    // What a list showed may lag (ListSecrets): consent withdrawn or the secret deleted is read again.
+    if (listed && (denied !== undefined || source.deletedDate)) {
+      source = await checkSource(deps, ss, pass.clients, pass.region);
+      denied = await tenancyDenial(deps, namespace, source);
+    }
     if (denied !== undefined) return await withdraw(pass, denied);
     checkNotDeleted(source);
     await setFinalizer(deps.kube.custom, ss, true);
 
-    const aws = desiredState({ sync: ss, settings: deps.settings, code: deps.code, cluster, secret: source });
     const targetName = ss.spec.target.name ?? name;
     const recorded = pass.records.find('Secret', `${namespace}/${targetName}`);
     // The target is created before the first sync (also the first after a tenancy withdrawal, which
@@ -67,22 +78,24 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       recorded !== undefined &&
       ss.status?.lastInvokeTime !== undefined &&
       ss.status.conditions?.find((c) => c.type === 'Synced')?.reason !== 'TargetMissing';
-    const plan = {
-      aws,
-      ...kubePlan(ss, aws, {
-        name: targetName,
-        type: ss.spec.target.type,
-        uid: recorded?.uid,
-        known: targetKnown,
-      }),
-    };
-    const done = await provision(pass.envs, plan, pass.owner, pass.records, {
-      persist: () => pass.persist(),
-      accessChanged: () => {
-        pass.status.accessChangedTime = isoSeconds((deps.now ?? Date.now)());
+    const planned = planOf(ss, { settings: deps.settings, code: deps.code, cluster, secret: source });
+    const plan = { ...planned, target: { ...planned.target, uid: recorded?.uid, known: targetKnown } };
+    const { aws } = plan;
+    const recordedBefore = new Records(pass.records.list);
+    const done = await provision(
+      pass.envs,
+      plan,
+      pass.owner,
+      pass.records,
+      {
+        persist: () => pass.persist(),
+        accessChanged: () => {
+          pass.status.accessChangedTime = isoSeconds((deps.now ?? Date.now)());
+        },
+        iamWaitMs: deps.iamWaitMs ?? 10_000,
       },
-      iamWaitMs: deps.iamWaitMs ?? 10_000,
-    });
+      knownFrom(inventory, plan, fromInventory, (r) => recordedBefore.has(r)),
+    );
     Object.assign(pass.status, {
       secretArn: source.arn,
       roleArn: done.roleArn,
@@ -90,8 +103,8 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
       ruleArn: done.ruleArn,
     });
     // What today's plan no longer names (settings changed, target renamed) goes now its successor is in place.
-    const planned = new Records(plannedRecords(plan));
-    const stale = pass.records.list.filter((r) => !planned.has(r));
+    const plannedNow = new Records(plannedRecords(plan));
+    const stale = pass.records.list.filter((r) => !plannedNow.has(r));
     const staleGone = await removeRecorded(pass.envs, pass.records, stale, pass.owner, {
       deleteTarget: ss.spec.deletionPolicy === 'Delete',
       log: pass.log,
@@ -100,7 +113,7 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
     await functionUsable(pass.envs.aws, done.fn, aws.function.arn, deps.functionWaitMs ?? 8_000);
 
     const now = (deps.now ?? Date.now)();
-    let requeueAfterMs = staleGone ? undefined : 5_000;
+    const requeueAfterMs = staleGone ? undefined : 5_000;
     if (!ss.spec.suspend) {
       const trigger = decideTrigger(ss, source, done, now);
       if (trigger) {
@@ -116,13 +129,14 @@ export async function reconcile(deps: ReconcileDeps, key: string): Promise<Proce
         const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
         if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
       }
-      const due = nextResyncAt(ss, pass.status.lastInvokeTime);
-      if (due !== undefined)
-        requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, Math.max(1_000, due - now));
+      // The backstop resync is the inventory pass's to start (drift.ts), not a timer per SecretSync.
     }
-    // Recorded only by a complete pass: what the AWS side and the target reflect.
+    // Recorded only by a complete pass: what the AWS side and the target reflect, and that every
+    // one of its things was read (the deep check; the inventory compares lists until the next).
     pass.status.observedGeneration = ss.metadata.generation;
     pass.status.targetName = targetName;
+    pass.status.checkedTime = isoSeconds(now);
+    pass.status.provisionedHash = planHash(plan, done.roleId);
     await pass.finish(
       ss.spec.suspend
         ? {
@@ -200,6 +214,8 @@ function startPass(deps: ReconcileDeps, ss: SecretSync): Pass {
     lastInvokeTime: s?.lastInvokeTime,
     lastForceSync: s?.lastForceSync,
     accessChangedTime: s?.accessChangedTime,
+    checkedTime: s?.checkedTime,
+    provisionedHash: s?.provisionedHash,
   };
   const write = (ready: ControllerStatus['ready'], readyGeneration?: number) =>
     applyStatus(deps.kube.custom, ss, { ...status, resources: records.list, ready }, readyGeneration);
@@ -258,6 +274,31 @@ const sharedWith =
   ({ deps, owner }: Pass) =>
   (secretName: string): string[] =>
     deps.targetedBy?.(owner.namespace, secretName, owner.name) ?? [];
+
+/**
+ * The backstop resync of a settled SecretSync, asked for by the inventory: nothing to read, only the
+ * function to invoke (a pending force-sync is served by it too).
+ */
+async function resyncOnly(pass: Pass): Promise<ProcessResult> {
+  const { deps, ss } = pass;
+  const arn = ss.status?.functionArn;
+  const ready = ss.status?.conditions?.find((c) => c.type === 'Ready');
+  if (!arn || !ready) return undefined;
+  const now = (deps.now ?? Date.now)();
+  const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
+  const trigger = forceSync !== undefined && forceSync !== ss.status?.lastForceSync ? 'force-sync' : 'resync';
+  await invoke(pass.envs.aws, arn, {
+    trigger,
+    generation: ss.metadata.generation,
+    accessChangedTime: pass.status.accessChangedTime,
+  });
+  deps.metrics?.invocations.inc({ trigger });
+  pass.log.info({ trigger }, 'invoked the function');
+  pass.status.lastInvokeTime = isoSeconds(now);
+  if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
+  await pass.finish({ status: ready.status, reason: ready.reason, message: ready.message });
+  return undefined;
+}
 
 /** The SecretSync is being deleted: remove everything it has (the target per deletionPolicy), then the finalizer. */
 async function finalize(pass: Pass): Promise<ProcessResult> {

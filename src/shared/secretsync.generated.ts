@@ -115,6 +115,10 @@ export interface SecretSyncStatus {
   lastForceSync?: string;
   /** When the controller last created or changed the function's IAM role, its policies or its EKS access entry. AWS applies such changes with a delay, so a denial within minutes of this time is retried as propagation rather than reported as final. */
   accessChangedTime?: string;
+  /** When a complete pass of the controller last read every provisioned resource, in AWS and in the cluster (the deep check, about once per --deep-resync-period). Between deep checks the controller compares lists of what exists (the inventory pass, once per --resync-period) with what the SecretSync needs. */
+  checkedTime?: string;
+  /** Digest of everything the last complete pass provisioned (names, policies, function settings, rule, access entry, RBAC), computed from the spec, the controller's settings and the AWS secret's metadata. The inventory pass gives a SecretSync a full pass when today's digest differs. Holds no secret value. */
+  provisionedHash?: string;
   /** When the function last completed a sync (successful or not). */
   lastSyncTime?: string;
   /** The AWS secret version the target Secret holds. */

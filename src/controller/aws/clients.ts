@@ -7,6 +7,7 @@ import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient, type IAMClientConfig } from '@aws-sdk/client-iam';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { awsFenceMiddleware, type Fence } from '../fence.ts';
 import type { AwsService, RateLimiters } from './rate-limit.ts';
@@ -18,6 +19,8 @@ export interface AwsClients {
   logs: CloudWatchLogsClient;
   eks: EKSClient;
   secretsManager: SecretsManagerClient;
+  /** Resource Groups Tagging API: the inventory's listing of our functions, rules and log groups. */
+  tagging: ResourceGroupsTaggingAPIClient;
 }
 
 /**
@@ -58,6 +61,7 @@ const SERVICE_OF: Record<keyof AwsClients, AwsService> = {
   logs: 'logs',
   eks: 'eks',
   secretsManager: 'secretsmanager',
+  tagging: 'tagging',
 };
 
 export function createAwsClients(options: AwsClientOptions): AwsClients {
@@ -74,6 +78,7 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     logs: new CloudWatchLogsClient(config),
     eks: new EKSClient(config),
     secretsManager: new SecretsManagerClient(config),
+    tagging: new ResourceGroupsTaggingAPIClient(config),
   };
   if (options.fence) {
     for (const client of Object.values(clients)) {

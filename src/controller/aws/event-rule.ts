@@ -13,6 +13,7 @@ import {
   ListTargetsByRuleCommand,
   PutRuleCommand,
   RemoveTargetsCommand,
+  type Rule,
   TagResourceCommand,
   type Target,
   UntagResourceCommand,
@@ -40,16 +41,21 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
   id: (d) => d.arn,
   describe: nameOfArn,
   async read(env, arn) {
-    const events = eventsOf(env, arn);
     const Name = nameOfArn(arn);
     try {
       const rule = await aws({ operation: 'DescribeRule', resource: Name }, () =>
-        events.send(new DescribeRuleCommand({ Name })),
+        eventsOf(env, arn).send(new DescribeRuleCommand({ Name })),
       );
-      const tags = await aws({ operation: 'ListTagsForResource', resource: Name }, () =>
-        events.send(new ListTagsForResourceCommand({ ResourceARN: rule.Arn ?? arn })),
-      );
-      return { rule, tags: fromTagList(tags.Tags) };
+      return await withTags(env, arn, rule);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  },
+  // ListRules shows what DescribeRule does, tags aside.
+  async fromListed(env, arn, listed) {
+    try {
+      return await withTags(env, arn, { ...(listed as Rule), $metadata: {} });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -63,12 +69,7 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
     );
     return { rule: { ...ruleInput(d), Arn: out.RuleArn ?? d.arn, $metadata: {} }, tags: d.tags };
   },
-  diff: (d, l) =>
-    !sameJson(l.rule.EventPattern ?? '', d.eventPattern) ||
-    l.rule.State !== d.state ||
-    (l.rule.Description ?? '') !== d.description
-      ? ['rule']
-      : [],
+  diff: (d, l) => (ruleDiffers(d, l.rule) ? ['rule'] : []),
   async update(env, d) {
     await aws({ operation: 'PutRule', resource: d.name }, () =>
       eventsOf(env, d.arn).send(new PutRuleCommand(ruleInput(d))),
@@ -104,6 +105,19 @@ export const ruleManager: Manager<AwsEnv, string, DesiredRule, LatestRule> = {
     );
   },
 };
+
+/** Pattern, state or description differ (DescribeRule and ListRules show all three). */
+export const ruleDiffers = (d: DesiredRule, rule: Rule): boolean =>
+  !sameJson(rule.EventPattern ?? '', d.eventPattern) ||
+  rule.State !== d.state ||
+  (rule.Description ?? '') !== d.description;
+
+async function withTags(env: AwsEnv, arn: string, rule: DescribeRuleCommandOutput): Promise<LatestRule> {
+  const tags = await aws({ operation: 'ListTagsForResource', resource: nameOfArn(arn) }, () =>
+    eventsOf(env, arn).send(new ListTagsForResourceCommand({ ResourceARN: rule.Arn ?? arn })),
+  );
+  return { rule, tags: fromTagList(tags.Tags) };
+}
 
 function ruleInput(d: DesiredRule) {
   return { Name: d.name, EventPattern: d.eventPattern, State: d.state, Description: d.description };

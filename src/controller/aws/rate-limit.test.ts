@@ -94,7 +94,7 @@ describe('parseRateLimits', () => {
 
   it('round-trips its canonical text, and knows every service', () => {
     const text = formatRateLimits(DEFAULT_RATE_LIMITS);
-    expect(text).toBe('iam=5,lambda=10,events=10,logs=5,eks=5,secretsmanager=20');
+    expect(text).toBe('iam=5,lambda=10,events=10,logs=5,eks=5,secretsmanager=20,tagging=5');
     expect(parseRateLimits(text, { ...DEFAULT_RATE_LIMITS, iam: 99 }).limits).toEqual(DEFAULT_RATE_LIMITS);
     for (const s of AWS_SERVICES) expect(DEFAULT_RATE_LIMITS[s]).toBeGreaterThan(0);
   });
@@ -102,7 +102,7 @@ describe('parseRateLimits', () => {
   it('reports every problem', () => {
     expect(parseRateLimits('iam=-1,s3=4,lambda,events=1e3,logs=2,logs=3,eks=20000').problems).toEqual([
       'iam=-1: the rate must be a number of requests per second, 0-10000',
-      'unknown service "s3" (one of iam, lambda, events, logs, eks, secretsmanager)',
+      'unknown service "s3" (one of iam, lambda, events, logs, eks, secretsmanager, tagging)',
       '"lambda" is not service=requests-per-second',
       'events=1e3: the rate must be a number of requests per second, 0-10000',
       'logs is given twice',

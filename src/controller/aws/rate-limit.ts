@@ -3,7 +3,7 @@
 // clients.ts.
 
 /** The services the controller calls, as named in --aws-rate-limits. */
-export const AWS_SERVICES = ['iam', 'lambda', 'events', 'logs', 'eks', 'secretsmanager'] as const;
+export const AWS_SERVICES = ['iam', 'lambda', 'events', 'logs', 'eks', 'secretsmanager', 'tagging'] as const;
 export type AwsService = (typeof AWS_SERVICES)[number];
 
 /** Requests per second per service; 0 = unlimited. */
@@ -24,6 +24,9 @@ export type RateLimits = Record<AwsService, number>;
  *   DescribeLogGroups, PutRetentionPolicy and DeleteLogGroup.
  * - secretsmanager 20: DescribeSecret's quota is in the thousands per second, but it is shared with
  *   every application reading secrets; the controller needs one call per pass.
+ * - tagging 5: the Resource Groups Tagging API (GetResources, the inventory's one listing of
+ *   functions, rules and log groups by our tag) throttles per account and region at low single
+ *   digits per second; the inventory needs N/100 calls per kind per period.
  */
 export const DEFAULT_RATE_LIMITS: RateLimits = {
   iam: 5,
@@ -32,6 +35,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   logs: 5,
   eks: 5,
   secretsmanager: 20,
+  tagging: 5,
 };
 
 /** The burst a bucket holds: one second's worth, at least one request. */

@@ -33,6 +33,22 @@ export async function resolveSource(sm: SecretsManagerClient, secretId: string):
     },
   );
   if (!out.ARN || !out.Name) throw new Error(`DescribeSecret ${secretId} returned no ARN or name`);
+  return sourceOf({ ...out, ARN: out.ARN, Name: out.Name, VersionIdsToStages: out.VersionIdsToStages });
+}
+
+/**
+ * The facts the controller uses, from DescribeSecret or from a ListSecrets entry (which carries the
+ * same metadata, the stage map as SecretVersionsToStages).
+ */
+export function sourceOf(out: {
+  ARN: string;
+  Name: string;
+  KmsKeyId?: string | undefined;
+  Tags?: { Key?: string | undefined; Value?: string | undefined }[] | undefined;
+  DeletedDate?: Date | undefined;
+  VersionIdsToStages?: Record<string, string[]> | undefined;
+  LastChangedDate?: Date | undefined;
+}): ResolvedSource {
   const key = out.KmsKeyId;
   return {
     arn: out.ARN,

@@ -73,6 +73,8 @@ export type ControllerStatus = Pick<
   | 'lastInvokeTime'
   | 'lastForceSync'
   | 'accessChangedTime'
+  | 'checkedTime'
+  | 'provisionedHash'
 > & {
   /** What was provisioned, as the identities it was created with (manager.ts ResourceRecord). */
   resources: ResourceRecord[];
@@ -90,6 +92,8 @@ const CONTROLLER_FIELDS = [
   'lastInvokeTime',
   'lastForceSync',
   'accessChangedTime',
+  'checkedTime',
+  'provisionedHash',
 ] as const;
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
