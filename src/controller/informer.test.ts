@@ -15,6 +15,7 @@ const base = {
   },
   spec: { source: { secretId: 'prod/db' } },
   status: {
+    resources: [{ kind: 'IAMRole', id: 'arn:aws:iam::123456789012:role/secretsync/secretsync-db' }],
     lastSyncTime: '2026-11-29T12:00:00Z',
     conditions: [{ type: 'Synced', status: 'True', reason: 'Synced', message: 'ok' }],
   },
@@ -27,6 +28,15 @@ const fp = (patch: (o: typeof base & Record<string, unknown>) => void) => {
 
 describe('reconcileFingerprint', () => {
   const same = fp(() => {});
+
+  it('ignores our finalizer added by the first pass (before anything was provisioned)', () => {
+    const fresh = (finalizers: string[]) =>
+      fp((o) => {
+        o.metadata.finalizers = finalizers;
+        o.status = { conditions: [] } as never;
+      });
+    expect(fresh(['secretsync.io/cleanup'])).toBe(fresh([]));
+  });
 
   it("ignores the function's and the controller's status writes", () => {
     expect(
@@ -56,9 +66,15 @@ describe('reconcileFingerprint', () => {
       (o: typeof base) => void Object.assign(o.metadata, { deletionTimestamp: '2026-11-29T12:06:00Z' }),
     ],
     [
-      'the finalizer removed',
+      'our finalizer removed while there is something to clean up',
       (o: typeof base) => {
         o.metadata.finalizers = [];
+      },
+    ],
+    [
+      "another's finalizer added",
+      (o: typeof base) => {
+        o.metadata.finalizers = ['secretsync.io/cleanup', 'example.com/backup'];
       },
     ],
     [

@@ -5,6 +5,7 @@ import {
   makeInformer,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { FINALIZER } from './kube/secretsyncs.ts';
 import type { Priority } from './workqueue.ts';
 
 /**
@@ -39,21 +40,27 @@ const ACTIONABLE_SYNC_REASONS = new Set(['TargetMissing', 'Forbidden']);
 
 /**
  * What a reconcile pass depends on, besides AWS: the spec (generation), what the user sets in
- * metadata (annotations such as force-sync, labels, finalizers, deletion) and the function
- * outcomes the controller acts on. Status written by the function after each sync, and by the
- * controller itself, is left out: reacting to those would add a full read-only pass (14 AWS reads)
- * to every secret change and every pass.
+ * metadata (annotations such as force-sync, labels, others' finalizers, deletion), our finalizer
+ * gone from a SecretSync that has things to clean up, and the function outcomes the controller acts
+ * on. Status written by the function after each sync, and by the controller itself — our finalizer
+ * added by the first pass too — is left out: reacting to those would add a full pass to every new
+ * SecretSync, every secret change and every pass.
  */
 export function reconcileFingerprint(o: KubernetesObject): string {
   const m = o.metadata ?? {};
-  const status = (o as { status?: { conditions?: { type: string; status: string; reason: string }[] } })
-    .status;
+  const status = (
+    o as {
+      status?: { conditions?: { type: string; status: string; reason: string }[]; resources?: unknown[] };
+    }
+  ).status;
   const synced = status?.conditions?.find((c) => c.type === 'Synced');
+  const finalizers = m.finalizers ?? [];
   return JSON.stringify([
     m.generation,
     m.annotations ?? {},
     m.labels ?? {},
-    m.finalizers ?? [],
+    finalizers.filter((f) => f !== FINALIZER),
+    (status?.resources?.length ?? 0) > 0 && !finalizers.includes(FINALIZER),
     m.deletionTimestamp ?? null,
     synced && ACTIONABLE_SYNC_REASONS.has(synced.reason) ? [synced.status, synced.reason] : null,
   ]);

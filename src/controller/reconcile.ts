@@ -82,6 +82,7 @@ export async function reconcile(deps: ReconcileDeps, key: string, intent?: Inten
     const plan = { ...planned, target: { ...planned.target, uid: recorded?.uid, known: targetKnown } };
     const { aws } = plan;
     const recordedBefore = new Records(pass.records.list);
+    const known = knownFrom(inventory, plan, fromInventory, (r) => recordedBefore.has(r));
     const done = await provision(
       pass.envs,
       plan,
@@ -94,7 +95,7 @@ export async function reconcile(deps: ReconcileDeps, key: string, intent?: Inten
         },
         iamWaitMs: deps.iamWaitMs ?? 10_000,
       },
-      knownFrom(inventory, plan, fromInventory, (r) => recordedBefore.has(r)),
+      known,
     );
     Object.assign(pass.status, {
       secretArn: source.arn,
