@@ -4,9 +4,9 @@
  * failures back off per key, exponentially with jitter; a pass cancels the key's pending delayed
  * add (every pass schedules its own); bounded concurrency; graceful drain.
  *
- * Two priorities, as controller-runtime's priority queue: `low` for passes that only confirm
- * (the periodic drift-repair pass, and the start-up pass over SecretSyncs already Ready), `high`
- * for everything else. A new or changed SecretSync therefore never waits behind a pass over
+ * Two priorities, as controller-runtime's priority queue: `low` for passes the inventory asks
+ * for (drift, deep checks, backstop resyncs of SecretSyncs already Ready), `high` for everything
+ * else. A new or changed SecretSync therefore never waits behind a pass over
  * a thousand settled ones; a low key added again as high moves ahead.
  */
 export interface QueueOptions {

@@ -53,6 +53,15 @@ export interface AwsClientOptions {
   limiters?: RateLimiters;
 }
 
+// Lambda's control-plane quota (15/s per region) counts every API call but these, which have their
+// own, far larger ones (Invoke: concurrency; GetFunction and GetPolicy: 100/s): the lambda bucket
+// leaves them out as AWS does.
+const LAMBDA_OUTSIDE_CONTROL_PLANE_QUOTA = new Set([
+  'InvokeCommand',
+  'GetFunctionCommand',
+  'GetPolicyCommand',
+]);
+
 /** The service each client talks to, as --aws-rate-limits names it. */
 const SERVICE_OF: Record<keyof AwsClients, AwsService> = {
   iam: 'iam',
@@ -98,7 +107,9 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
       // After the retry middleware, so each attempt waits for its token; before signing, so a
       // long wait never sends a stale signature.
       (client.middlewareStack as { addRelativeTo: (mw: unknown, opts: unknown) => void }).addRelativeTo(
-        (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+        (next: (a: unknown) => Promise<unknown>, ctx: { commandName?: string }) => async (args: unknown) => {
+          if (service === 'lambda' && LAMBDA_OUTSIDE_CONTROL_PLANE_QUOTA.has(ctx.commandName ?? ''))
+            return next(args);
           const waitMs = limiters.reserve(service, options.region);
           if (waitMs > 0) await sleep(waitMs);
           return next(args);

@@ -17,7 +17,8 @@ export type RateLimits = Record<AwsService, number>;
  *   300 SecretSyncs (the default EventBridge rule quota) reads ~3 IAM entities each: 900 calls,
  *   3 minutes at 5/s, well inside the 10-minute resync period.
  * - lambda 10: Lambda's documented control-plane quota is 15/s per region (excluding Invoke,
- *   GetFunction, GetPolicy); 10 leaves a third for deployments.
+ *   GetFunction, GetPolicy, which the bucket leaves out too: clients.ts); 10 leaves a third for
+ *   deployments.
  * - events 10, eks 5: EventBridge and EKS control-plane APIs throttle per account and region at
  *   modest rates (EKS access-entry calls especially); a SecretSync needs few of them per pass.
  * - logs 5: CloudWatch Logs documents 5/s per account and region for CreateLogGroup,
