@@ -28,6 +28,7 @@ export interface RunningInformer {
   keys(): string[];
   /** Every SecretSync in the cache, as last seen. */
   objects(): KubernetesObject[];
+  /** Every scope has listed: the cache holds every SecretSync (not only connected: client-node says that first). */
   synced(): boolean;
   stop(): Promise<void>;
 }
@@ -96,8 +97,22 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
   let stopped = false;
   const states = scopes.map((ns) => {
     const path = ns ? `${base}/namespaces/${ns}/secretsyncs` : `${base}/secretsyncs`;
-    const informer = makeInformer<KubernetesObject>(opts.kc, path, () => fetchList(opts.kc, ns));
-    const state = { informer, connected: false, failures: 0, timer: undefined as NodeJS.Timeout | undefined };
+    // client-node's informer reports 'connect' before its list has filled the cache; the cache is
+    // filled synchronously once the list call resolves, so a macrotask later it holds every item.
+    const listed = async () => {
+      const list = await fetchList(opts.kc, ns);
+      setImmediate(() => {
+        state.listed = true;
+      });
+      return list;
+    };
+    const informer = makeInformer<KubernetesObject>(opts.kc, path, listed);
+    const state = {
+      informer,
+      listed: false,
+      failures: 0,
+      timer: undefined as NodeJS.Timeout | undefined,
+    };
     const seen = new Map<string, string>();
     const enqueue = (o: KubernetesObject, priority: Priority) => {
       seen.set(keyOf(o), reconcileFingerprint(o));
@@ -116,7 +131,6 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
       opts.onKey(keyOf(o), 'high');
     });
     informer.on('connect', () => {
-      state.connected = true;
       state.failures = 0;
     });
     informer.on('error', (err: unknown) => {
@@ -141,7 +155,7 @@ export function startSecretSyncInformer(opts: SecretSyncInformerOptions): Runnin
   return {
     keys: () => states.flatMap((s) => s.informer.list().map(keyOf)),
     objects: () => states.flatMap((s) => s.informer.list()),
-    synced: () => states.every((s) => s.connected),
+    synced: () => states.every((s) => s.listed),
     async stop() {
       stopped = true;
       for (const s of states) {
