@@ -17,8 +17,9 @@
  * - ListRoles: MaxItems 1–1000, else ValidationError [moto: any number]; the trust policy URL-encoded
  *   (RFC 3986), as IAM sends every policy document [moto: plain JSON here, encoded in GetRole]; "does not
  *   return … PermissionsBoundary, RoleLastUsed, Tags" (none from moto either; removed should it start).
- * - GetResources (Tagging API): ResourcesPerPage 1–100, else InvalidParameterException; the type filter
- *   logs:log-group [moto knows log groups as logs:loggroup only].
+ * - GetResources (Tagging API): ResourcesPerPage 1–100, else InvalidParameterException; pages cut by
+ *   ResourcesPerPage when given ("AWS recommends using ResourcesPerPage instead of" TagsPerPage)
+ *   [moto also cuts at 100 tags; here at 500, its maximum]; the type filter logs:log-group [moto knows logs:loggroup only].
  * ListAccessEntries is ours already (eks-access-entries.ts). Members moto sends as null are left out, as
  * AWS's JSON never carries them. The interceptor answers these calls itself (after moto's answer): no
  * observer looks at a list.
@@ -240,7 +241,18 @@ export function listFidelity(opts: { motoUrl: string }): Interceptor {
     if (bad) return jsonError(400, 'InvalidParameterException', bad);
     const filters = Array.isArray(body.ResourceTypeFilters) ? body.ResourceTypeFilters : [];
     const motoName = (f: unknown) => (f === 'logs:log-group' ? 'logs:loggroup' : f);
-    return forward(motoUrl, withJsonBody(req, { ...body, ResourceTypeFilters: filters.map(motoName) }));
+    // AWS recommends ResourcesPerPage over TagsPerPage; moto cuts every page at TagsPerPage too (100
+    // by default: 16 of our resources, six tags each). Here at its largest, 500 (83 of ours): pages
+    // may still be shorter than AWS's, so the call counts err high.
+    const tagsPerPage = body.TagsPerPage ?? (body.ResourcesPerPage === undefined ? undefined : 500);
+    return forward(
+      motoUrl,
+      withJsonBody(req, {
+        ...body,
+        ResourceTypeFilters: filters.map(motoName),
+        ...(tagsPerPage === undefined ? {} : { TagsPerPage: tagsPerPage }),
+      }),
+    );
   }
 
   return async (req) => {

@@ -19,6 +19,7 @@ import {
   condition,
   createAwsSecret,
   eventually,
+  firstInventory,
   getSecretSync,
   idle,
   secretData,
@@ -209,7 +210,7 @@ describe('controller runtime: leader election, throttling, shutdown', () => {
     expect(metric(text, 'secretsync_reconcile_total', { result: 'error' })).toBeGreaterThanOrEqual(1);
   });
 
-  it('after a restart, a new SecretSync is provisioned before the start-up pass over the settled ones', async () => {
+  it('after a restart, the settled SecretSyncs are not read again (the inventory lists them); a new one is provisioned at once', async () => {
     const ns = await freshNamespace('prio');
     const settled = ['o1', 'o2', 'o3', 'o4', 'o5'];
     const first = await start([`--namespaces=${ns}`]);
@@ -220,28 +221,27 @@ describe('controller runtime: leader election, throttling, shutdown', () => {
     for (const n of settled) await waitReady(ns, n);
     await first.stop();
     await resetAwsCalls();
-    // One pass at a time, IAM slowed: the start-up pass over five settled SecretSyncs takes a while.
+    // One pass at a time, IAM slowed: a start-up pass over five settled SecretSyncs would show.
     const c = await start([`--namespaces=${ns}`, '--concurrency=1', '--aws-rate-limits=iam=2']);
+    await firstInventory(c);
     await secretSyncIn(ns, 'new');
     cleanup.push([c, ns, 'new']);
     await waitReady(ns, 'new', 90_000);
-    const passOf = (name: string) => (x: { operation: string; resource?: string }) =>
-      x.operation === 'GetRole' && (x.resource ?? '').startsWith(`secretsync-${ns}-${name}-`);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const named = (name: string) => (x: { resource?: string }) =>
+      (x.resource ?? '').includes(`secretsync-${ns}-${name}-`);
     const calls = await controllerCalls();
-    const newStarts = calls.findIndex(passOf('new'));
-    expect(newStarts).toBeGreaterThanOrEqual(0);
-    // At most the pass already in flight when the new SecretSync arrived went first.
-    const before = settled.filter((n) => calls.slice(0, newStarts).some(passOf(n)));
-    expect(before.length).toBeLessThanOrEqual(1);
-    // The settled ones still get their pass, afterwards.
-    await eventually(
-      'the start-up pass over every settled SecretSync',
-      async () => {
-        const all = await controllerCalls();
-        return settled.every((n) => all.some(passOf(n))) ? true : undefined;
-      },
-      90_000,
-    );
+    for (const n of settled)
+      expect(
+        calls.filter(named(n)).map((x) => x.operation),
+        n,
+      ).toEqual([]);
+    // The new one: created without reads (the inventory did not list its things).
+    const own = calls.filter(named('new')).map((x) => x.operation);
+    expect(own).toContain('CreateRole');
+    expect(own).not.toContain('GetRole');
+    // What the restart read instead: the lists, once.
+    expect(calls.filter((x) => x.operation === 'ListRoles')).toHaveLength(1);
   });
 
   it('graceful shutdown: stop() drains in-flight reconciles, then nothing more is called', async () => {

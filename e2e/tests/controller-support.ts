@@ -87,6 +87,17 @@ export async function startControllerWith(
   return Object.assign(running, { logs });
 }
 
+/**
+ * Until the controller's first inventory pass is done: a SecretSync applied before it is provisioned
+ * with reads (nothing listed yet), one applied after without.
+ */
+export async function firstInventory(c: RunningController): Promise<void> {
+  await eventually('the first inventory pass', async () => {
+    const m = /^secretsync_inventory_duration_seconds_count (\d+)/m.exec(await c.metricsText());
+    return Number(m?.[1] ?? 0) >= 1 ? true : undefined;
+  });
+}
+
 export const startTestController = (extraArgs: string[] = []): Promise<TestController> =>
   startControllerWith({ args: extraArgs, logLevel: 'warn' });
 

@@ -16,6 +16,7 @@ import {
   condition,
   createAwsSecret,
   eventually,
+  firstInventory,
   getSecretSync,
   idle,
   startControllerWith,
@@ -76,6 +77,7 @@ describe('the inventory pass, on its own timers', () => {
       config: { resyncMs: RESYNC_MS, deepResyncMs: DEEP_MS },
       logLevel: 'info',
     });
+    await firstInventory(c);
   });
   afterAll(async () => {
     await c?.stop();
