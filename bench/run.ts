@@ -226,17 +226,14 @@ const largest = SCALES.at(-1);
 const capacity = largest && process.env.BENCH_CAPACITY !== '0' ? await runCapacity(largest) : undefined;
 results.controllerCapacity = capacity;
 
-// 4. AWS cost per secret, from the counts measured above and AWS's public prices.
+// 4. At rest: the inventory model, AWS cost per secret, from the counts measured above and AWS's
+// public prices. Default periods: inventory every 10 min, deep check every 12 h, backstop 24 h.
 const first = scale[0];
-const resyncMinutes = 10; // --resync-period default
+const largestRun = scale.at(-1);
+const passesPerDay = (24 * 60) / 10; // --resync-period default
+const deepPerDay = 24 / 12; // --deep-resync-period default
 const backstopHours = 24; // spec.resyncInterval default
 const vr = results.valueReads as { perChange: number; perRunWithoutChange: number };
-const smPerDay = {
-  // The controller's drift-repair pass reads the secret's metadata (DescribeSecret) once per SecretSync.
-  describeSecret: ((24 * 60) / resyncMinutes) * (first?.steadyPass.describeSecretPerSecretSync ?? 1),
-  // The function reads the value once per backstop run when nothing changed.
-  getSecretValue: (24 / backstopHours) * vr.perRunWithoutChange,
-};
 const price = {
   source: {
     secretsManager:
@@ -246,7 +243,8 @@ const price = {
     eventBridge:
       'https://aws.amazon.com/eventbridge/pricing/ — state-change events of AWS services on the default bus: free',
     logs: 'https://aws.amazon.com/cloudwatch/pricing/ — $0.50 per GB ingested',
-    controlPlane: 'IAM, EKS access entries and the describe/list calls of the controller: no charge',
+    controlPlane:
+      'IAM, EKS access entries, the Tagging API and the describe/list calls of the controller: no charge',
   },
   smPerCall: 0.05 / 10_000,
   lambdaPerRequest: 0.2 / 1e6,
@@ -259,6 +257,75 @@ const runCost =
   0.125 * (s0.functionDurationMs.cold.p50 / 1000) * price.lambdaPerGbSecond +
   (700 / 1e9) * price.logsPerGb; // one sync line + START/END/REPORT, about 700 bytes
 const month = 30;
+
+/** Per SecretSync per day at rest, from one run's measured inventory pass and deep checks. */
+const atRestOf = (r: ScaleResult) => {
+  const listSecrets = r.inventoryPass.byOperation.ListSecrets ?? 0;
+  const smCalls =
+    (listSecrets * passesPerDay) / r.secretSyncs + (24 / backstopHours) * vr.perRunWithoutChange;
+  return {
+    awsReads: round(
+      (r.inventoryPass.awsCalls * passesPerDay) / r.secretSyncs + r.deepCheck.readsPerCheck * deepPerDay,
+      1,
+    ),
+    secretsManagerCalls: round(smCalls, 2),
+    usdPerMonth: Number(
+      (smCalls * month * price.smPerCall + ((month * 24) / backstopHours) * runCost).toFixed(5),
+    ),
+    iamCallsPerHour: round(
+      ((r.inventoryPass.byOperation.ListRoles ?? 0) * passesPerDay) / 24 +
+        (r.deepCheck.iamReadsPerCheck * r.secretSyncs * deepPerDay) / 24,
+      0,
+    ),
+    cpuSecondsPerMinute: round(
+      r.atRest.idleCpuSecondsPerMinute +
+        r.atRest.cpuSecondsPerInventoryPass / 10 +
+        (r.deepCheck.cpuSecondsPerCheck * r.secretSyncs * deepPerDay) / (24 * 60),
+      3,
+    ),
+  };
+};
+function round(x: number, d = 1) {
+  return Math.round(x * 10 ** d) / 10 ** d;
+}
+// Calls per inventory pass against N: least squares over the measured sizes, and 10,000 from it.
+const points = scale.map((r) => [r.secretSyncs, r.inventoryPass.awsCalls] as const);
+const meanX = points.reduce((a, [x]) => a + x, 0) / Math.max(1, points.length);
+const meanY = points.reduce((a, [, y]) => a + y, 0) / Math.max(1, points.length);
+const slope =
+  points.reduce((a, [x, y]) => a + (x - meanX) * (y - meanY), 0) /
+  Math.max(
+    1e-9,
+    points.reduce((a, [x]) => a + (x - meanX) ** 2, 0),
+  );
+const intercept = meanY - slope * meanX;
+const rest = Object.fromEntries(scale.map((r) => [r.secretSyncs, atRestOf(r)]));
+const at = (n: number) => scale.find((r) => r.secretSyncs === n);
+results.steadyState = {
+  definition:
+    'default settings (inventory every 10 min, deep check every 12 h, backstop resync every 24 h) and the rate model of --aws-rate-limits; per-day figures from the measured inventory pass and deep checks',
+  awsReadsPerSecretSyncPerDay: largestRun ? rest[largestRun.secretSyncs]?.awsReads : undefined,
+  secretsManagerCallsPerSecretPerDay: largestRun
+    ? rest[largestRun.secretSyncs]?.secretsManagerCalls
+    : undefined,
+  passSecondsAt1000: at(1000)?.inventoryPass.seconds,
+  iamCallsPerHourAt1000: at(1000) ? rest[1000]?.iamCallsPerHour : undefined,
+  usdPerSecretMonthAtRest: largestRun ? rest[largestRun.secretSyncs]?.usdPerMonth : undefined,
+  callsPerPassModel: {
+    measured: Object.fromEntries(points.map(([x, y]) => [x, y])),
+    formula: `${round(intercept, 1)} + ${round(slope, 4)} × N (least squares); by AWS's page sizes: ceil(N/100) ListSecrets + ceil(N/100) ListRules + ceil(2N/100) GetResources + ceil(N/1000) ListRoles + ceil(N/100) ListAccessEntries`,
+    at10000: Math.round(intercept + slope * 10_000),
+  },
+  provisioningBoundRatio: at(1000)?.provisioningBound.ratio ?? largestRun?.provisioningBound.ratio,
+  cpuSecondsPerMinuteAtRestPer100: at(100) ? rest[100]?.cpuSecondsPerMinute : undefined,
+  peakRssMbAt100: at(100)?.controller.peakRssMb,
+  peakRssMbAt1000: at(1000)?.controller.peakRssMb,
+  readsAfterReady: Object.fromEntries(scale.map((r) => [r.secretSyncs, r.readsAfterReady])),
+  readsAfterRestart: Object.fromEntries(
+    scale.map((r) => [r.secretSyncs, r.inventoryPass.otherCallsAfterRestart]),
+  ),
+  perSize: rest,
+};
 results.awsCost = {
   prices: price.source,
   perNewSecretSync: first
@@ -267,20 +334,8 @@ results.awsCost = {
         reads: first.awsCalls.reads / first.secretSyncs,
       }
     : undefined,
-  perSteadyPass: first
-    ? { reads: first.steadyPass.readsPerSecretSync, mutating: first.steadyPass.mutating }
-    : undefined,
-  secretsManagerCallsPerSecretPerDayWithoutChange: { ...smPerDay, pollingOperator1h: 24 },
   usdPerSecretPerMonthWithoutChange: {
-    secretsync: Number(
-      (
-        (smPerDay.describeSecret + smPerDay.getSecretValue) * month * price.smPerCall +
-        ((month * 24) / backstopHours) * runCost
-      ).toFixed(5),
-    ),
-    withResyncPeriod24h: Number(
-      ((1 + smPerDay.getSecretValue) * month * price.smPerCall + month * runCost).toFixed(5),
-    ),
+    secretsync: largestRun ? rest[largestRun.secretSyncs]?.usdPerMonth : undefined,
     pollingOperator1h: Number((24 * month * price.smPerCall).toFixed(5)),
     plusSecretStorage: 0.4,
   },
@@ -307,21 +362,29 @@ const s = results.syncLatencyMs as {
   warm: Summary;
   functionDurationMs: { cold: Summary; warm: Summary };
 };
-const c = results.awsCost as {
-  perNewSecretSync?: { mutating: number; reads: number };
-  perSteadyPass?: { reads: number; mutating: number };
-  secretsManagerCallsPerSecretPerDayWithoutChange: { getSecretValue: number; describeSecret: number };
-  usdPerSecretPerMonthWithoutChange: {
-    secretsync: number;
-    withResyncPeriod24h: number;
-    pollingOperator1h: number;
-  };
+const st = results.steadyState as {
+  awsReadsPerSecretSyncPerDay?: number;
+  secretsManagerCallsPerSecretPerDay?: number;
+  passSecondsAt1000?: number;
+  iamCallsPerHourAt1000?: number;
+  usdPerSecretMonthAtRest?: number;
+  callsPerPassModel: { measured: Record<string, number>; at10000: number; formula: string };
+  provisioningBoundRatio?: number;
+  cpuSecondsPerMinuteAtRestPer100?: number;
+  peakRssMbAt100?: number;
+  peakRssMbAt1000?: number;
+  readsAfterReady: Record<string, number>;
+  readsAfterRestart: Record<string, number>;
 };
+const c = results.awsCost as { perNewSecretSync?: { mutating: number; reads: number } };
+const measured = Object.entries(st.callsPerPassModel.measured)
+  .map(([n, k]) => `${k} at ${n}`)
+  .join(', ');
 const scaleRows = scale
   .map(
     (r) =>
-      `| ${r.secretSyncs} SecretSyncs applied at once: all Ready / AWS calls / controller peak RSS / CPU | ${r.allReadySeconds} s / ${r.awsCalls.total} (${r.awsCalls.perSecretSync} each) / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s | 1000 in ≤ 300 s, ≤ 150 MB |\n` +
-      `| ${r.secretSyncs} idle: steady pass / RSS / CPU | ${r.steadyPass.mutating} mutating, ${r.steadyPass.readsPerSecretSync} reads each, ${r.steadyPass.seconds} s / ${r.idle.rssMb} MB / ${r.idle.cpuSecondsPerMinute} CPU-s per min | 0 mutating |`,
+      `| ${r.secretSyncs} SecretSyncs applied at once: all Ready / bound of the rate model (${r.provisioningBound.service}) / AWS calls / peak RSS / CPU | ${r.allReadySeconds} s / ${r.provisioningBound.seconds} s (×${r.provisioningBound.ratio}) / ${r.awsCalls.total} (${r.awsCalls.perSecretSync} each) / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s | ≤ 1.15 × bound |\n` +
+      `| ${r.secretSyncs} at rest: inventory pass / deep check / idle RSS | ${r.inventoryPass.awsCalls} list calls in ${r.inventoryPass.seconds} s / ${r.deepCheck.readsPerCheck} reads per SecretSync / ${r.idle.rssMb} MB | — |`,
   )
   .join('\n');
 const capacityRow = capacity ? `\n${capacityTableRow(capacity)}` : '';
@@ -336,9 +399,16 @@ const table = `<!-- bench:start -->
 | staleness with a 1 h polling operator | 30 min average, 60 min worst | — |
 | function peak RSS (Max Memory Used), cold / warm p50 | ${l.peakRssMb.cold.p50} / ${l.peakRssMb.warm.max} (max) MB | ≤ 60 MB |
 | AWS calls per new SecretSync (controller) | ${c.perNewSecretSync?.mutating} mutating + ${c.perNewSecretSync?.reads} reads | — |
-| steady-state pass | ${c.perSteadyPass?.mutating} mutating, ${c.perSteadyPass?.reads} reads per SecretSync | 0 mutating |
-| Secrets Manager calls per secret per day, no change | ${c.secretsManagerCallsPerSecretPerDayWithoutChange.getSecretValue} GetSecretValue + ${c.secretsManagerCallsPerSecretPerDayWithoutChange.describeSecret} DescribeSecret (one per 10 min drift-repair pass); 1 h polling: 24 GetSecretValue | ≤ 1 |
-| USD per secret-month without change (API + Lambda + logs; storage $0.40 extra) | ${c.usdPerSecretPerMonthWithoutChange.secretsync} (with \`--resync-period=24h\`: ${c.usdPerSecretPerMonthWithoutChange.withResyncPeriod24h}); 1 h polling: ${c.usdPerSecretPerMonthWithoutChange.pollingOperator1h} | — |
+| AWS reads per SecretSync per day at rest | ${st.awsReadsPerSecretSyncPerDay} (inventory lists + a deep check every 12 h); before the inventory: 2,016 | ≤ 30 |
+| Secrets Manager calls per secret per day at rest, GetSecretValue included | ${st.secretsManagerCallsPerSecretPerDay} (ListSecrets pages + the daily backstop's GetSecretValue); before: 145; 1 h polling: 24 | ≤ 2 |
+| inventory pass at 1000 SecretSyncs | ${st.passSecondsAt1000} s; before: a 800 s drift pass | ≤ 30 s |
+| IAM calls per hour at 1000 at rest | ${st.iamCallsPerHourAt1000} | ≤ 500 |
+| USD per secret-month at rest (API + Lambda + logs; storage $0.40 extra) | ${st.usdPerSecretMonthAtRest}; before: 0.0218; 1 h polling: 0.0036 | ≤ 0.0005 |
+| calls per inventory pass | ${measured}; 10,000: ${st.callsPerPassModel.at10000} | — |
+| provisioning 1000: time to Ready / the rate model's bound for the calls made | ×${st.provisioningBoundRatio} | ≤ 1.15 |
+| controller CPU at rest per 100 SecretSyncs | ${st.cpuSecondsPerMinuteAtRestPer100} CPU-s per min; ESO: 0.07 | ≤ 0.07 |
+| controller peak RSS at 100 / 1000 | ${st.peakRssMbAt100} / ${st.peakRssMbAt1000} MB; ESO: 135 | ≤ 135 / ≤ 150 |
+| reads naming a SecretSync in the 30 s after all were Ready / after a restart | ${Object.values(st.readsAfterReady).join(', ')} / ${Object.values(st.readsAfterRestart).join(', ')} | 0 |
 ${scaleRows}${capacityRow}
 <!-- bench:end -->`;
 const readme = readFileSync(`${root}README.md`, 'utf8');

@@ -1,18 +1,25 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import type { CallRecord } from '../e2e/testbed/front-door.ts';
 import { RAISED_QUOTAS, startTestbed } from '../e2e/testbed/index.ts';
-import { imageNodeOptions } from '../scripts/image-node-options.ts';
+import { imageEnv } from '../scripts/image-node-options.ts';
 import { DEFAULT_RATE_LIMITS } from '../src/controller/aws/rate-limit.ts';
 
 /**
  * Controller scale: N SecretSyncs applied at once to a fresh test bed, the controller running as
  * its own process (the built bundle, as in the image), measured from outside: time until every
- * SecretSync is Ready, AWS calls by kind, peak RSS and CPU seconds of the controller process
- * (/proc), then one steady-state pass over all N (calls per SecretSync, mutating calls) and the
- * idle footprint.
+ * SecretSync is Ready against the rate model's bound, AWS calls by kind, peak RSS and CPU seconds
+ * of the controller process (/proc); then at rest: nothing read after Ready, a restart's inventory
+ * pass (calls, seconds, nothing else read), deep checks on a sample, the idle process's CPU and one
+ * inventory pass's.
  */
 export interface ScaleResult {
   secretSyncs: number;
@@ -21,6 +28,12 @@ export interface ScaleResult {
   /** Controller flags beyond the defaults (the capacity run lifts the IAM rate limit). */
   extraArgs: string[];
   awsCalls: { total: number; mutating: number; reads: number; perSecretSync: number };
+  /**
+   * The time the rate model's binding bucket needs for the provisioning calls made (calls per
+   * service / its rate; Lambda's Invoke, GetFunction and GetPolicy are outside its quota), and
+   * allReadySeconds divided by it.
+   */
+  provisioningBound: { service: string; seconds: number; ratio: number };
   controller: {
     peakRssMb: number;
     cpuSeconds: number;
@@ -28,15 +41,20 @@ export interface ScaleResult {
     machineCpuBusy: number;
     motoCpuBusy: number;
   };
-  steadyPass: {
+  /** Calls naming one SecretSync's things in the 30 s after all were Ready (no pass after Ready: 0). */
+  readsAfterReady: number;
+  /** A restarted controller (failover, upgrade): its first inventory pass, and what else it read. */
+  inventoryPass: {
     seconds: number;
     awsCalls: number;
-    mutating: number;
-    readsPerSecretSync: number;
-    /** Secrets Manager calls (DescribeSecret) per SecretSync in the pass. */
-    describeSecretPerSecretSync: number;
-    cpuSeconds: number;
+    byOperation: Record<string, number>;
+    /** Calls other than the lists (and start-up's identity and DescribeCluster) in the 30 s after the restart. */
+    otherCallsAfterRestart: number;
   };
+  /** Deep checks forced on a sample (status.checkedTime two days back): reads per check, by service. */
+  deepCheck: { sample: number; readsPerCheck: number; iamReadsPerCheck: number; cpuSecondsPerCheck: number };
+  /** At rest, default periods: CPU of the idle process, and of one inventory pass (measured at a 15 s period). */
+  atRest: { idleCpuSecondsPerMinute: number; cpuSecondsPerInventoryPass: number };
   idle: { rssMb: number; cpuSecondsPerMinute: number };
 }
 
@@ -101,12 +119,12 @@ export async function runScale(
     );
     arns.push(ARN!);
   }
-  const startController = () =>
-    spawn(
+  // Inventory-pass log lines of the running controller (JSON on stdout).
+  let passes: { seconds: number; awsCalls: number; time: number }[] = [];
+  const startController = (args: string[] = []) => {
+    const child = spawn(
       process.execPath,
       [
-        // As the image runs it (the Dockerfile's NODE_OPTIONS).
-        ...imageNodeOptions().split(' ').filter(Boolean),
         `${root}dist/controller.js`,
         `--cluster-name=${info.clusterName}`,
         `--region=${info.aws.region}`,
@@ -117,12 +135,14 @@ export async function runScale(
         '--tenancy=allow-all',
         `--namespaces=${ns}`,
         `--concurrency=${opts.concurrency}`,
-        '--resync-period=30m',
-        '--log-level=warn',
+        '--log-level=info',
         ...(opts.extraArgs ?? []),
+        ...args,
       ],
       {
         env: {
+          // As the image runs it: the Dockerfile's ENV (NODE_OPTIONS, MALLOC_ARENA_MAX…).
+          ...imageEnv(),
           PATH: process.env.PATH,
           KUBECONFIG: info.kubeconfigPath,
           AWS_ENDPOINT_URL: info.aws.url,
@@ -130,9 +150,23 @@ export async function runScale(
           AWS_SECRET_ACCESS_KEY: info.aws.credentials.secretAccessKey,
           AWS_REGION: info.aws.region,
         },
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (process.env.BENCH_CONTROLLER_LOG) appendFileSync(process.env.BENCH_CONTROLLER_LOG, `${line}\n`);
+        if (!line.includes('"inventory pass"')) continue;
+        const l = JSON.parse(line) as { seconds: number; awsCalls: number; time: number };
+        passes.push({ seconds: l.seconds, awsCalls: l.awsCalls, time: l.time });
+      }
+    });
+    return child;
+  };
   let child = startController();
   let pid = child.pid!;
   const controllerKey = info.aws.credentials.accessKeyId;
@@ -184,36 +218,93 @@ export async function runScale(
     const machine1 = machineCpu();
     const moto1 = moto ? procStats(moto).cpuSeconds : 0;
 
-    // One steady-state pass over all N: a restarted controller lists them and reconciles each
-    // once, exactly what a resync tick does (plus its start-up: identity, DescribeCluster).
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
-    bed.frontDoor.resetCalls();
-    child = startController();
-    pid = child.pid!;
-    const passT0 = performance.now();
-    let last = -1;
-    for (;;) {
-      await sleep(3_000);
-      const c = calls();
-      const described = c.filter((x) => x.operation === 'DescribeSecret').length;
-      if (described >= n && c.length === last) break;
-      last = c.length;
-      if (performance.now() - passT0 > 20 * 60_000)
-        throw new Error(`steady pass incomplete: ${described}/${n}`);
-    }
-    const pass = calls().filter(
-      (c) => c.operation !== 'GetCallerIdentity' && c.operation !== 'DescribeCluster',
-    );
-    const passSeconds = (pass.at(-1)!.time - pass[0]!.time) / 1000;
-    const cpuPass = procStats(pid).cpuSeconds;
-
-    // Idle: nothing due for 30 minutes.
-    const idleStart = procStats(pid);
+    // No pass after Ready: 30 s in which nothing names a SecretSync's things (the lists name none).
+    const quietSince = calls().length;
     await sleep(30_000);
+    const LISTS = new Set(['ListSecrets', 'ListRules', 'GetResources', 'ListRoles', 'ListAccessEntries']);
+    const START = new Set(['GetCallerIdentity', 'DescribeCluster']);
+    const readsAfterReady = calls()
+      .slice(quietSince)
+      .filter((c) => !LISTS.has(c.operation) && !START.has(c.operation)).length;
+
+    const restart = async (args: string[] = []) => {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      passes = [];
+      bed.frontDoor.resetCalls();
+      child = startController(args);
+      pid = child.pid!;
+      for (let waited = 0; passes.length === 0; waited += 250) {
+        if (waited > 10 * 60_000) throw new Error('no inventory pass within 10 minutes of a restart');
+        await sleep(250);
+      }
+    };
+
+    // A restarted controller (failover, upgrade): the inventory at once, nothing read per SecretSync.
+    await restart();
+    const first = passes[0]!;
+    const listCalls = calls().filter((c) => LISTS.has(c.operation));
+    const byOperation: Record<string, number> = {};
+    for (const c of listCalls) byOperation[c.operation] = (byOperation[c.operation] ?? 0) + 1;
+    await sleep(30_000);
+    const otherCallsAfterRestart = calls().filter(
+      (c) => !LISTS.has(c.operation) && !START.has(c.operation),
+    ).length;
+
+    // At rest: the idle process for a minute (the next pass is 10 minutes away).
+    const idleStart = procStats(pid);
+    await sleep(60_000);
     const idleEnd = procStats(pid);
+    const idleCpuPerMinute = idleEnd.cpuSeconds - idleStart.cpuSeconds;
+
+    // Deep checks on a sample: their last check two days back, so the next inventory pass asks.
+    // As many as one inventory pass checks at the default periods (twice the even share: N/36).
+    const sample = Math.min(20, Math.ceil((2 * n * 600) / 43_200));
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    for (let i = 0; i < sample; i++)
+      await objects.patchNamespacedCustomObjectStatus(
+        {
+          group: 'secretsync.io',
+          version: 'v1alpha1',
+          plural: 'secretsyncs',
+          namespace: ns,
+          name: `s${i}`,
+          body: { status: { checkedTime: twoDaysAgo } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    await restart();
+    const deepCpu0 = procStats(pid).cpuSeconds;
+    for (let waited = 0; ; waited += 1_000) {
+      const list = (await objects.listNamespacedCustomObject({
+        group: 'secretsync.io',
+        version: 'v1alpha1',
+        plural: 'secretsyncs',
+        namespace: ns,
+      })) as { items: { status?: { checkedTime?: string } }[] };
+      if (list.items.filter((x) => x.status?.checkedTime === twoDaysAgo).length === 0) break;
+      if (waited > 10 * 60_000) throw new Error('deep checks not done within 10 minutes');
+      await sleep(1_000);
+    }
+    await sleep(2_000);
+    const deepCalls = calls().filter((c) => !LISTS.has(c.operation) && !START.has(c.operation));
+    const deepCpu = procStats(pid).cpuSeconds - deepCpu0;
+
+    // One inventory pass's CPU: a 15 s period for a minute, less the idle process's minute.
+    await restart(['--resync-period=15s']);
+    await sleep(5_000);
+    const freq0 = procStats(pid).cpuSeconds;
+    const passes0 = passes.length;
+    await sleep(60_000);
+    const freqPasses = passes.length - passes0;
+    const cpuPerPass = Math.max(
+      0,
+      (procStats(pid).cpuSeconds - freq0 - idleCpuPerMinute) / Math.max(1, freqPasses),
+    );
 
     const mutating = provisioning.filter((c) => MUTATING(c.operation)).length;
+    const bound = bindingBound(provisioning, opts.extraArgs ?? []);
+    const idleNow = procStats(pid);
     return {
       secretSyncs: n,
       concurrency: opts.concurrency,
@@ -225,6 +316,11 @@ export async function runScale(
         reads: provisioning.length - mutating,
         perSecretSync: round(provisioning.length / n),
       },
+      provisioningBound: {
+        service: bound.service,
+        seconds: round(bound.seconds),
+        ratio: bound.seconds > 0 ? round(allReadySeconds / bound.seconds, 2) : 0,
+      },
       controller: {
         peakRssMb: round(afterProvisioning.peakRssMb),
         cpuSeconds: round(afterProvisioning.cpuSeconds - cpu0),
@@ -235,26 +331,56 @@ export async function runScale(
         // moto answers every AWS call in one Python process: its share of one core while provisioning.
         motoCpuBusy: round((moto1 - moto0) / allReadySeconds, 2),
       },
-      steadyPass: {
-        seconds: round(passSeconds),
-        awsCalls: pass.length,
-        mutating: pass.filter((c) => MUTATING(c.operation)).length,
-        readsPerSecretSync: round(pass.length / n),
-        describeSecretPerSecretSync: round(
-          pass.filter((c) => c.operation === 'DescribeSecret').length / n,
-          2,
-        ),
-        cpuSeconds: round(cpuPass),
+      readsAfterReady,
+      inventoryPass: {
+        seconds: round(first.seconds, 2),
+        awsCalls: listCalls.length,
+        byOperation,
+        otherCallsAfterRestart,
       },
-      idle: {
-        rssMb: round(idleEnd.rssMb),
-        cpuSecondsPerMinute: round(((idleEnd.cpuSeconds - idleStart.cpuSeconds) * 60) / 30, 2),
+      deepCheck: {
+        sample,
+        readsPerCheck: round(deepCalls.length / sample, 2),
+        iamReadsPerCheck: round(deepCalls.filter((c) => c.service === 'iam').length / sample, 2),
+        cpuSecondsPerCheck: round(deepCpu / sample, 3),
       },
+      atRest: {
+        idleCpuSecondsPerMinute: round(idleCpuPerMinute, 3),
+        cpuSecondsPerInventoryPass: round(cpuPerPass, 3),
+      },
+      idle: { rssMb: round(idleNow.rssMb), cpuSecondsPerMinute: round(idleCpuPerMinute, 3) },
     };
   } finally {
     child.kill('SIGKILL');
     await bed.stop();
   }
+}
+
+/**
+ * The rate model's time for these calls: per bucket (IAM for the account; the others per region —
+ * one region here), calls / rate; the largest is the binding one. Lambda's Invoke, GetFunction and
+ * GetPolicy are outside its control-plane quota, as in the controller's limiter.
+ */
+function bindingBound(calls: CallRecord[], extraArgs: string[]): { service: string; seconds: number } {
+  const limits: Record<string, number> = { ...DEFAULT_RATE_LIMITS };
+  for (const a of extraArgs)
+    if (a.startsWith('--aws-rate-limits='))
+      for (const kv of a.slice('--aws-rate-limits='.length).split(',')) {
+        const [k, v] = kv.split('=');
+        if (k && v !== undefined) limits[k] = Number(v);
+      }
+  const count: Record<string, number> = {};
+  for (const c of calls) {
+    if (c.service === 'lambda' && ['Invoke', 'GetFunction', 'GetPolicy'].includes(c.operation)) continue;
+    count[c.service] = (count[c.service] ?? 0) + 1;
+  }
+  let best = { service: 'none', seconds: 0 };
+  for (const [service, k] of Object.entries(count)) {
+    const rate = limits[service];
+    if (!rate) continue;
+    if (k / rate > best.seconds) best = { service, seconds: k / rate };
+  }
+  return best;
 }
 
 /** Every client-side rate limit lifted (`0` = unlimited): what the controller itself can do. */
@@ -271,5 +397,5 @@ export const runCapacity = (n: number): Promise<ScaleResult> =>
 
 /** The README row for the capacity run (bench/run.ts and bench/capacity.ts write the same). */
 export function capacityTableRow(r: ScaleResult): string {
-  return `| ${r.secretSyncs} applied at once with every client-side rate limit lifted (\`${r.extraArgs.join(' ')}\`; the controller's own capacity): all Ready / AWS calls / peak RSS / controller CPU / CPU busy while provisioning | ${r.allReadySeconds} s / ${r.awsCalls.total} / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s / machine ${Math.round(r.controller.machineCpuBusy * 100)} %, moto ${Math.round(r.controller.motoCpuBusy * 100)} % of a core; steady pass ${r.steadyPass.seconds} s | 1000 in ≤ 300 s |`;
+  return `| ${r.secretSyncs} applied at once with every client-side rate limit lifted (\`${r.extraArgs.join(' ')}\`; the controller's own capacity): all Ready / AWS calls / peak RSS / controller CPU / CPU busy while provisioning | ${r.allReadySeconds} s / ${r.awsCalls.total} / ${r.controller.peakRssMb} MB / ${r.controller.cpuSeconds} s / machine ${Math.round(r.controller.machineCpuBusy * 100)} %, moto ${Math.round(r.controller.motoCpuBusy * 100)} % of a core; inventory pass ${r.inventoryPass.seconds} s | 1000 in ≤ 300 s |`;
 }
