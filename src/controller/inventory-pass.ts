@@ -8,6 +8,7 @@ import { regionOf } from './aws/desired.ts';
 import { type Inventory, takeInventory } from './aws/inventory.ts';
 import type { ReconcileDeps } from './deps.ts';
 import { deepCheckAt, type Intent, inventoryIntent, mergeIntents } from './drift.ts';
+import type { PolicyReads } from './kube/policies.ts';
 import { tenancyDenial } from './preconditions.ts';
 
 export interface InventoryPassResult {
@@ -32,6 +33,8 @@ export async function inventoryPass(
   const inventory = await takeInventory({ awsFor: deps.awsFor, settings: deps.settings, regions });
   const cluster = deps.cluster();
   const found: [string, Intent, SecretSync][] = [];
+  // SecretSyncPolicies (and Namespace labels) once for the whole pass.
+  const policyReads: PolicyReads = { labels: new Map() };
   for (const ss of objects) {
     const { intent, source } = inventoryIntent(ss, inventory, {
       settings: deps.settings,
@@ -43,7 +46,9 @@ export async function inventoryPass(
     let it = intent;
     // Consent, as the pass decides it (SecretSyncPolicies are read only when the tag does not allow).
     if (source && !source.deletedDate) {
-      const denied = await tenancyDenial(deps, ss.metadata.namespace ?? '', source).catch(() => undefined);
+      const denied = await tenancyDenial(deps, ss.metadata.namespace ?? '', source, policyReads).catch(
+        () => undefined,
+      );
       if (denied !== undefined)
         it = mergeIntents(it, { differs: ['consent withdrawn'], deep: false, resync: false });
     }

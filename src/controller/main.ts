@@ -2,6 +2,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { ConfigError, loadControllerConfig } from './config.ts';
 import { startController } from './controller.ts';
+import { reuseConnections } from './kube/connection-reuse.ts';
 
 // Entry point of the controller image: flags/env → validated config → run until SIGTERM.
 let config: ReturnType<typeof loadControllerConfig>;
@@ -23,6 +24,7 @@ const log = pino({
 });
 const kc = new KubeConfig();
 kc.loadFromDefault();
+if (!reuseConnections(kc)) log.warn('client-node changed: API requests do not share connections');
 
 const controller = await startController({ config, kc, log });
 let stopping = false;

@@ -8,7 +8,7 @@ import type { AwsClients } from './aws/clients.ts';
 import { SecretNotFoundError } from './aws/errors.ts';
 import { type ResolvedSource, resolveSource } from './aws/source.ts';
 import type { ReconcileDeps } from './deps.ts';
-import { grantingPolicy } from './kube/policies.ts';
+import { grantingPolicy, type PolicyReads } from './kube/policies.ts';
 import { SLOW_RETRY_MS, Stop } from './outcome.ts';
 import { decideTenancy, tagGrants } from './tenancy.ts';
 
@@ -82,11 +82,12 @@ export async function tenancyDenial(
   deps: ReconcileDeps,
   namespace: string,
   source: ResolvedSource,
+  reads?: PolicyReads,
 ): Promise<string | undefined> {
   // The secret's tag first; the SecretSyncPolicies are read only when the tag does not allow.
   const grantedByPolicy =
     deps.tenancy === 'tag' && !tagGrants(namespace, source.tags)
-      ? await grantingPolicy(deps.kube, namespace, source)
+      ? await grantingPolicy(deps.kube, namespace, source, reads)
       : undefined;
   const decision = decideTenancy(deps.tenancy, namespace, source, grantedByPolicy);
   return decision.allowed ? undefined : decision.why;

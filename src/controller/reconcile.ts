@@ -117,19 +117,7 @@ export async function reconcile(deps: ReconcileDeps, key: string, intent?: Inten
     const requeueAfterMs = staleGone ? undefined : 5_000;
     if (!ss.spec.suspend) {
       const trigger = decideTrigger(ss, source, done, now);
-      if (trigger) {
-        await invoke(pass.envs.aws, aws.function.arn, {
-          trigger,
-          generation: ss.metadata.generation,
-          accessChangedTime: pass.status.accessChangedTime,
-        });
-        deps.metrics?.invocations.inc({ trigger });
-        pass.log.info({ trigger }, 'invoked the function');
-        pass.status.lastInvokeTime = isoSeconds(now);
-        // Any invocation serves a pending force-sync request too.
-        const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
-        if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
-      }
+      if (trigger) await invokeAndRecord(pass, aws.function.arn, trigger, now);
       // The backstop resync is the inventory pass's to start (drift.ts), not a timer per SecretSync.
     }
     // Recorded only by a complete pass: what the AWS side and the target reflect, and that every
@@ -276,6 +264,21 @@ const sharedWith =
   (secretName: string): string[] =>
     deps.targetedBy?.(owner.namespace, secretName, owner.name) ?? [];
 
+/** Invokes the function and records it in the pass's status; any invocation serves a pending force-sync. */
+async function invokeAndRecord(pass: Pass, arn: string, trigger: string, now: number): Promise<void> {
+  const { deps, ss } = pass;
+  await invoke(pass.envs.aws, arn, {
+    trigger,
+    generation: ss.metadata.generation,
+    accessChangedTime: pass.status.accessChangedTime,
+  });
+  deps.metrics?.invocations.inc({ trigger });
+  pass.log.info({ trigger }, 'invoked the function');
+  pass.status.lastInvokeTime = isoSeconds(now);
+  const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
+  if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
+}
+
 /**
  * The backstop resync of a settled SecretSync, asked for by the inventory: nothing to read, only the
  * function to invoke (a pending force-sync is served by it too).
@@ -285,18 +288,9 @@ async function resyncOnly(pass: Pass): Promise<ProcessResult> {
   const arn = ss.status?.functionArn;
   const ready = ss.status?.conditions?.find((c) => c.type === 'Ready');
   if (!arn || !ready) return undefined;
-  const now = (deps.now ?? Date.now)();
   const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
   const trigger = forceSync !== undefined && forceSync !== ss.status?.lastForceSync ? 'force-sync' : 'resync';
-  await invoke(pass.envs.aws, arn, {
-    trigger,
-    generation: ss.metadata.generation,
-    accessChangedTime: pass.status.accessChangedTime,
-  });
-  deps.metrics?.invocations.inc({ trigger });
-  pass.log.info({ trigger }, 'invoked the function');
-  pass.status.lastInvokeTime = isoSeconds(now);
-  if (forceSync !== undefined) pass.status.lastForceSync = forceSync;
+  await invokeAndRecord(pass, arn, trigger, (deps.now ?? Date.now)());
   await pass.finish({ status: ready.status, reason: ready.reason, message: ready.message });
   return undefined;
 }
