@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -36,5 +36,17 @@ describe('bundles do not load Node’s undici through node:http', () => {
     const loaded = await loadedModules(args);
     expect(loaded).toContain('NativeModule http');
     expect(loaded).not.toContain(UNDICI);
+  });
+});
+
+/**
+ * V8 keeps a module's source for the life of the process, one byte per character only when the file
+ * is all ASCII (scripts/ascii-only.ts): checked on the built bundles.
+ */
+describe('the controller and CLI bundles are ASCII', () => {
+  it.each(['controller.js', 'cli.js'])('%s', (file) => {
+    const text = readFileSync(`${root}dist/${file}`, 'latin1');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range is the point
+    expect(/[^\x00-\x7f]/.exec(text)?.index).toBeUndefined();
   });
 });

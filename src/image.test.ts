@@ -166,7 +166,11 @@ describe('Dockerfile', () => {
     const entries = [...buildTs.matchAll(/['`](?:\$\{root\})?(src\/[\w/.-]+\.ts)['`]/g)].map((m) => m[1]!);
     expect(entries).toEqual(expect.arrayContaining(['src/lambda/handler.ts', 'src/controller/main.ts']));
     for (const e of entries) expect(excluded(e), `${e} is in the build context`).toBe(false);
-    for (const f of ['package.json', 'package-lock.json', 'scripts/build.ts'])
+    // And what it imports from beside it, which the build stage copies too.
+    const helpers = [...buildTs.matchAll(/from '\.\/([\w.-]+\.ts)'/g)].map((m) => `scripts/${m[1]}`);
+    const copied = copies.flatMap((c) => c.sources);
+    for (const h of helpers) expect(copied, `the build stage copies ${h}`).toContain(h);
+    for (const f of ['package.json', 'package-lock.json', 'scripts/build.ts', ...helpers])
       expect(excluded(f), `${f} is in the build context`).toBe(false);
     expect(excluded('node_modules/x/index.js')).toBe(true);
     expect(excluded('dist/controller.js')).toBe(true);
