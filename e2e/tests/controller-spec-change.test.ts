@@ -3,6 +3,7 @@ import { GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nextResyncAt } from '../../src/controller/invocation.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import {
   controllerCalls,
@@ -357,22 +358,27 @@ describe('controller spec change: updated in place, old parts removed', () => {
     expect((await lastSync(s.fn))?.trigger).toBe('spec-changed');
   });
 
-  it('resyncInterval: no AWS write but the one sync that applies the generation, and the requeue follows the new interval', async () => {
+  it('resyncInterval: no AWS write but the one sync that applies the generation; the backstop follows the new interval', async () => {
     const s = await provision('resync', { k: 'v' }, { target: { name: 'creds' } });
-    // The default 24h (jittered by up to −10%).
-    const steady = await c.reconcileNow(`${s.ns}/${s.name}`);
-    expect(steady?.requeueAfterMs).toBeGreaterThan(0.9 * 24 * 3600_000 - 60_000);
-    expect(steady?.requeueAfterMs).toBeLessThanOrEqual(24 * 3600_000);
+    // No requeue for the backstop: the inventory pass starts it when due (drift.ts).
+    expect(await c.reconcileNow(`${s.ns}/${s.name}`)).toBeUndefined();
+    // The default 24h (jittered by up to −10%) after the last invocation.
+    const dueAt = async () => {
+      const ss = (await getSecretSync(s.ns, s.name))!;
+      return nextResyncAt(ss, ss.status?.lastInvokeTime)! - Date.parse(ss.status!.lastInvokeTime!);
+    };
+    expect(await dueAt()).toBeGreaterThan(0.9 * 24 * 3600_000 - 1_000);
+    expect(await dueAt()).toBeLessThanOrEqual(24 * 3600_000);
     const invokesBefore = (await syncRecords(s.fn)).length;
 
     await patchSecretSync(s.ns, s.name, { spec: { resyncInterval: '5m' } });
     await resetAwsCalls();
-    const result = await c.reconcileNow(`${s.ns}/${s.name}`);
+    expect(await c.reconcileNow(`${s.ns}/${s.name}`)).toBeUndefined();
     const calls = await controllerCalls();
     // Every generation is applied by one sync, so Synced.observedGeneration follows any spec change.
     expect(opsOf(writesOf(calls))).toEqual(['Invoke']);
-    expect(result?.requeueAfterMs).toBeGreaterThan(0);
-    expect(result?.requeueAfterMs).toBeLessThanOrEqual(5 * 60_000);
+    expect(await dueAt()).toBeGreaterThan(0.9 * 5 * 60_000 - 1_000);
+    expect(await dueAt()).toBeLessThanOrEqual(5 * 60_000);
     const ss = await getSecretSync(s.ns, s.name);
     expect(settled(ss)).toBe(true);
     expect(ss?.metadata.generation).toBe(2);
@@ -385,11 +391,13 @@ describe('controller spec change: updated in place, old parts removed', () => {
     await c.reconcileNow(`${s.ns}/${s.name}`);
     expect(writesOf(await controllerCalls())).toEqual([]);
 
-    // "0" disables the backstop: no requeue at all.
+    // "0" disables the backstop.
     await patchSecretSync(s.ns, s.name, { spec: { resyncInterval: '0' } });
     await resetAwsCalls();
     expect(await c.reconcileNow(`${s.ns}/${s.name}`)).toBeUndefined();
     expect(opsOf(writesOf(await controllerCalls()))).toEqual(['Invoke']);
-    expect(settled(await getSecretSync(s.ns, s.name))).toBe(true);
+    const off = (await getSecretSync(s.ns, s.name))!;
+    expect(settled(off)).toBe(true);
+    expect(nextResyncAt(off, off.status?.lastInvokeTime)).toBeUndefined();
   });
 });
