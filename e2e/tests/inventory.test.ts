@@ -10,7 +10,7 @@ import {
 import { DeleteFunctionCommand, GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient, UntagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCalls, type CallRecord, namesFor } from './controller-helpers.ts';
+import { awsCalls, type CallRecord, namesFor, patchSecretSyncStatus } from './controller-helpers.ts';
 import {
   applySecretSync,
   condition,
@@ -26,14 +26,15 @@ import {
 import { awsConfig, bed, freshNamespace } from './support.ts';
 
 /**
- * The inventory pass with its own timers, as it runs in a cluster, periods shortened: every 2 s a
- * listing of what exists, a deep check of each SecretSync every 20 s (spread: 10–30 s after the last).
- * What a list shows is repaired within one inventory period, what only a read shows within the deep
- * period, consent withdrawn tears down within one period — and a SecretSync at rest costs list calls
- * only: no pass right after it became Ready.
+ * The inventory pass with its own timers, as it runs in a cluster, its period shortened to 2 s. What
+ * a list shows is repaired within one inventory period; what only a read shows is not, until the
+ * SecretSync's deep check comes due (drift.ts deepCheckAt, unit-tested; here made due by dating the
+ * last check back); consent withdrawn tears down within one period — and a SecretSync at rest costs
+ * list calls only: no pass right after it became Ready. The deep period is long enough that no deep
+ * check falls due by itself while the file runs.
  */
 const RESYNC_MS = 2_000;
-const DEEP_MS = 20_000;
+const DEEP_MS = 10 * 60_000;
 const NS_TAG = 'secretsync.io/namespaces';
 
 const lambda = () => new LambdaClient(awsConfig());
@@ -136,7 +137,7 @@ describe('the inventory pass, on its own timers', () => {
     await waitReady(ns, 'listed');
   });
 
-  it('what only a read shows (an inline policy broadened) is repaired by the deep check, within its period', async () => {
+  it('what only a read shows (an inline policy broadened) waits for the deep check, which repairs it', async () => {
     const s = await provisioned('deep');
     const RoleName = s.names.roleName;
     const [PolicyName] = (await iam().send(new ListRolePoliciesCommand({ RoleName }))).PolicyNames!;
@@ -155,13 +156,16 @@ describe('the inventory pass, on its own timers', () => {
         }),
       }),
     );
+    const same = async () =>
+      JSON.stringify(JSON.parse(await read())) === JSON.stringify(JSON.parse(original));
+    // Three inventory periods: the lists show no inline policy, so nothing is done.
+    await new Promise((r) => setTimeout(r, 3 * RESYNC_MS + 500));
+    expect(await same()).toBe(false);
+    // Its deep check comes due (the last one dated back a day, as if its slot had come).
+    const dayAgo = new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await patchSecretSyncStatus(ns, 'deep', { status: { checkedTime: dayAgo } });
     const t0 = Date.now();
-    await eventually(
-      'policy restored',
-      async () =>
-        JSON.stringify(JSON.parse(await read())) === JSON.stringify(JSON.parse(original)) ? true : undefined,
-      1.5 * DEEP_MS + 10_000,
-    );
+    await eventually('policy restored', async () => ((await same()) ? true : undefined), 30_000);
     // By the deep check: the lists show nothing of an inline policy.
     const passes = c.logs
       .map(
@@ -171,7 +175,7 @@ describe('the inventory pass, on its own timers', () => {
       .filter((l) => l.name === 'deep' && l.msg === 'inventory: full pass' && l.time >= t0);
     expect(passes[0]).toMatchObject({ deep: true, differs: [] });
     console.log(
-      `deep drift repaired ${((Date.now() - t0) / 1000).toFixed(1)} s after it happened (deep period ${DEEP_MS / 1000} s)`,
+      `deep drift repaired ${((Date.now() - t0) / 1000).toFixed(1)} s after its deep check came due`,
     );
   }, 60_000);
 
