@@ -68,6 +68,11 @@ export interface InvokePayload {
   trigger: string;
   generation?: number | undefined;
   accessChangedTime?: string | undefined;
+  /**
+   * The stage's version as the inventory listed it (backstop runs): the function skips reading the
+   * value when its target already holds that version intact.
+   */
+  versionId?: string | undefined;
 }
 
 /** Invokes the function asynchronously. */

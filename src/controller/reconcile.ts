@@ -265,12 +265,19 @@ const sharedWith =
     deps.targetedBy?.(owner.namespace, secretName, owner.name) ?? [];
 
 /** Invokes the function and records it in the pass's status; any invocation serves a pending force-sync. */
-async function invokeAndRecord(pass: Pass, arn: string, trigger: string, now: number): Promise<void> {
+async function invokeAndRecord(
+  pass: Pass,
+  arn: string,
+  trigger: string,
+  now: number,
+  versionId?: string,
+): Promise<void> {
   const { deps, ss } = pass;
   await invoke(pass.envs.aws, arn, {
     trigger,
     generation: ss.metadata.generation,
     accessChangedTime: pass.status.accessChangedTime,
+    ...(versionId ? { versionId } : {}),
   });
   deps.metrics?.invocations.inc({ trigger });
   pass.log.info({ trigger }, 'invoked the function');
@@ -290,7 +297,19 @@ async function resyncOnly(pass: Pass): Promise<ProcessResult> {
   if (!arn || !ready) return undefined;
   const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
   const trigger = forceSync !== undefined && forceSync !== ss.status?.lastForceSync ? 'force-sync' : 'resync';
-  await invokeAndRecord(pass, arn, trigger, (deps.now ?? Date.now)());
+  const listed = listedSecret(
+    deps.inventory?.()?.regions.get(pass.region),
+    ss.spec.source.secretId,
+    ss.status?.secretArn,
+  );
+  const versionId = listed?.stageVersions[ss.spec.source.versionStage ?? 'AWSCURRENT'];
+  await invokeAndRecord(
+    pass,
+    arn,
+    trigger,
+    (deps.now ?? Date.now)(),
+    trigger === 'resync' ? versionId : undefined,
+  );
   await pass.finish({ status: ready.status, reason: ready.reason, message: ready.message });
   return undefined;
 }

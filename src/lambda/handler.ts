@@ -12,7 +12,7 @@ import {
   secretsManagerEndpoint,
 } from './secrets-manager.ts';
 import { readSecretSync, reportSync, type SecretSyncObject } from './status.ts';
-import { kubeCall, runSync } from './sync.ts';
+import { kubeCall, runSync, targetIntact } from './sync.ts';
 
 // Module scope: created once per container and reused while it is warm (clients, connections,
 // the EKS token). Logs are JSON lines with counts and key names at debug only — never values.
@@ -73,6 +73,8 @@ interface ControllerPayload {
   generation?: number;
   /** When the controller last changed the function's IAM role, policy or access entry. */
   accessChangedTime?: string;
+  /** The stage's version as the controller's inventory listed it (backstop runs). */
+  versionId?: string;
 }
 
 /** Lambda's context; only the deadline is used. */
@@ -125,6 +127,21 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
   }
   try {
     const spec = specOf(read, config.syncName);
+    // A backstop run with nothing to do: the AWS version is the one the target holds, and the target
+    // still holds what was written — no value read.
+    if (ctx.trigger === 'resync') {
+      const intact = await targetIntact(
+        { config, spec, kube, onUnauthorized },
+        {
+          generation,
+          syncedVersionId: read.status?.syncedVersionId,
+          syncedKeys: read.status?.syncedKeys,
+          synced: read.status?.conditions?.find((c) => c.type === 'Synced'),
+        },
+        payload.versionId,
+      );
+      if (intact) return done('Synced', { generation, versionId: payload.versionId, unchanged: true });
+    }
     const result = await retryWhilePropagating(
       () =>
         runSync({
@@ -193,6 +210,7 @@ function controllerPayload(event: unknown): ControllerPayload {
   return {
     ...(Number.isSafeInteger(e.generation) ? { generation: e.generation as number } : {}),
     ...(typeof e.accessChangedTime === 'string' ? { accessChangedTime: e.accessChangedTime } : {}),
+    ...(typeof e.versionId === 'string' ? { versionId: e.versionId } : {}),
   };
 }
 

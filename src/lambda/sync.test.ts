@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { type KubeClient, KubeHttpError } from './kube-client.ts';
 import type { CurrentSecret } from './secret-reader.ts';
-import { runSync } from './sync.ts';
+import { runSync, targetIntact } from './sync.ts';
 
 // Orderings the test bed cannot force (a write racing another writer, AWS moving between the read
 // and the re-check) are driven here with a scripted fake API server and AWS reader — fakes, by name.
@@ -196,5 +196,75 @@ describe('runSync on a shared target (scripted fake API server: a Secret another
     expect(err).toMatchObject({ reason: 'TargetConflict', retryable: false });
     expect((err as Error).message).toContain('would erase what SecretSync api wrote');
     expect(k.writes).toEqual([]);
+  });
+});
+
+describe('targetIntact: may a backstop run skip reading the value (pure logic, a fake API server)', () => {
+  const secretWith = (entries: { manager: string; operation: string; keys: string[] }[], data: string[]) => {
+    const kube: KubeClient = {
+      async request<T>() {
+        const managedFields = entries.map((e) => ({
+          manager: e.manager,
+          operation: e.operation,
+          fieldsType: 'FieldsV1',
+          fieldsV1: { 'f:data': Object.fromEntries(e.keys.map((k) => [`f:${k}`, {}])) },
+        }));
+        return {
+          status: 200,
+          body: {
+            metadata: { name: 'db', namespace: 'ns', resourceVersion: '1', managedFields },
+            data: Object.fromEntries(data.map((k) => [k, 'eA=='])),
+          } as T,
+        };
+      },
+    };
+    return kube;
+  };
+  const ours = { manager: 'secretsync/db', operation: 'Apply', keys: ['user', 'password'] };
+  const status = {
+    generation: 1,
+    syncedVersionId: 'v1',
+    syncedKeys: 2,
+    synced: { status: 'True', observedGeneration: 1 },
+  };
+  const check = (
+    kube: KubeClient,
+    o: { s?: typeof status; listed?: string | null; policy?: 'Merge' | 'Replace' } = {},
+  ) =>
+    targetIntact(
+      { config: config(), spec: { ...spec, mergePolicy: o.policy ?? 'Merge' }, kube },
+      o.s ?? status,
+      o.listed === null ? undefined : (o.listed ?? 'v1'),
+    );
+  const held = () => secretWith([ours], ['user', 'password']);
+
+  it('skips when the listed version is the one held and our manager still applies every synced key', async () => {
+    expect(await check(held())).toBe(true);
+  });
+
+  it('reads the value when anything says the target may differ', async () => {
+    const edited = { manager: 'kubectl-edit', operation: 'Update', keys: ['password'] };
+    const cases: [string, Promise<boolean>][] = [
+      ['another version listed', check(held(), { listed: 'v2' })],
+      ['no listed version', check(held(), { listed: null })],
+      [
+        'a key edited by hand',
+        check(secretWith([{ ...ours, keys: ['user'] }, edited], ['user', 'password'])),
+      ],
+      ['a key deleted', check(secretWith([{ ...ours, keys: ['user'] }], ['user']))],
+      [
+        'the last sync failed',
+        check(held(), { s: { ...status, synced: { status: 'False', observedGeneration: 1 } } }),
+      ],
+      ['a newer generation', check(held(), { s: { ...status, generation: 2 } })],
+      ['Replace', check(held(), { policy: 'Replace' })],
+    ];
+    for (const [why, p] of cases) expect(await p, why).toBe(false);
+    const gone: KubeClient = {
+      async request() {
+        throw new KubeHttpError(404, 'GET', '/x', 'NotFound', 'secrets "db" not found');
+      },
+    };
+    expect(await check(gone), 'the Secret deleted').toBe(false);
   });
 });

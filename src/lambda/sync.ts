@@ -204,3 +204,38 @@ function translateKube(deps: KubeCallDeps, what: string, err: unknown): unknown 
       return new SyncError('ApiUnavailable', `could not ${what}: ${err.message}`, { retryable: true });
   }
 }
+
+/**
+ * Whether a backstop run may skip reading the value: the controller's listing shows the stage at the
+ * version the target already holds (`listedVersionId`), the last sync of this generation succeeded,
+ * and the target still holds what it wrote — our field manager still applies exactly the
+ * `syncedKeys` keys (a hand edit, a deleted key or a deleted Secret moves or drops that ownership).
+ * Merge only: Replace writes by PUT, whose ownership says less. One GET, no AWS call.
+ */
+export async function targetIntact(
+  deps: Pick<SyncDeps, 'config' | 'spec' | 'kube' | 'onUnauthorized'>,
+  status: {
+    generation: number | undefined;
+    syncedVersionId?: string | undefined;
+    syncedKeys?: number | undefined;
+    synced?: { status: string; observedGeneration?: number | undefined } | undefined;
+  },
+  listedVersionId: string | undefined,
+): Promise<boolean> {
+  const { config, spec, kube } = deps;
+  if (spec.mergePolicy !== 'Merge' || !listedVersionId) return false;
+  if (status.syncedVersionId !== listedVersionId || status.syncedKeys === undefined) return false;
+  if (status.synced?.status !== 'True' || status.synced.observedGeneration !== status.generation)
+    return false;
+  const secretPath = `/api/v1/namespaces/${config.namespace}/secrets/${spec.targetName}`;
+  let secret: SecretObject;
+  try {
+    secret = (
+      await kubeCall(deps, 'read the target Secret', () => kube.request<SecretObject>('GET', secretPath))
+    ).body;
+  } catch {
+    return false;
+  }
+  const owned = keysOwnedBy(secret.metadata.managedFields, targetFieldManager(config.syncName));
+  return owned.size === status.syncedKeys && [...owned].every((k) => secret.data?.[k] !== undefined);
+}
