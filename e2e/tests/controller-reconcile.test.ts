@@ -33,10 +33,12 @@ import {
   TagResourceCommand,
   UntagResourceCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import {
   auditEvents,
+  awsCalls,
   clearFaults,
   controllerCalls,
   controllerIdentity,
@@ -368,11 +370,40 @@ describe('controller reconcile, called directly against a real API server and mo
     const ss = await getSecretSync(s.ns, s.name);
     expect(Date.parse(ss!.status!.lastInvokeTime!)).toBeGreaterThan(Date.now() - 30_000);
 
-    // And the function ran with that trigger.
+    // The function ran with that trigger and the listed version: the target holds that version,
+    // untouched, so it read nothing from Secrets Manager.
     await idle();
-    const res = await fetch(`${bed().aws.url}/_testbed/logs?function=${s.names.functionName}`);
-    const lines = ((await res.json()) as { text: string }[]).map((l) => l.text).join('\n');
-    expect(lines).toContain('resync');
+    const fnLines = async () => {
+      const res = await fetch(`${bed().aws.url}/_testbed/logs?function=${s.names.functionName}`);
+      return ((await res.json()) as { text: string }[])
+        .map((l) => l.text)
+        .filter((t) => t.includes('"msg":"sync"'));
+    };
+    const valueReads = async () =>
+      (await awsCalls()).filter((x) => x.operation === 'GetSecretValue' && x.resource === s.arn).length;
+    expect(await valueReads(), 'GetSecretValue in an intact backstop run').toBe(0);
+    const intact = (await fnLines()).at(-1);
+    expect(intact).toContain('"trigger":"resync"');
+    expect(intact).toContain('"unchanged":true');
+
+    // A hand edit of a synced key (another field manager takes it over): the next backstop run
+    // reads the value and puts the key back.
+    await core().patchNamespacedSecret(
+      {
+        namespace: s.ns,
+        name: 'creds',
+        fieldManager: 'kubectl-edit',
+        body: { data: { password: Buffer.from('edited').toString('base64') } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await patchSecretSyncStatus(s.ns, s.name, { status: { lastInvokeTime: twoMinutesAgo } });
+    expect(await now()).toEqual({ differs: [], deep: false, resync: true });
+    await pass(s.ns, s.name);
+    await idle();
+    expect(await valueReads(), 'the edited target made the function read').toBeGreaterThan(0);
+    expect(await secretData(s.ns, 'creds')).toEqual({ user: 'u', password: 'p1' });
+    expect((await fnLines()).at(-1)).not.toContain('"unchanged":true');
   });
 
   it('suspend disables the rule and stops invocations; resuming re-enables it', async () => {
