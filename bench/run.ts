@@ -158,7 +158,7 @@ try {
     namespace: 'bench',
     name: 'db',
   };
-  const syncLines = () => bed.runner.logsFor(fn).filter((l) => l.text.includes('"msg":"sync"')).length;
+  const syncLines = () => bed.runner.logsFor(fn).filter((l) => l.text.includes('"message":"sync"')).length;
   /** Runs `start`, waits for the function's next sync line and for the test bed to be idle; the value reads meanwhile. */
   async function readsOfOneRun(start: () => Promise<unknown>): Promise<number> {
     const reads = valueReads();
@@ -200,20 +200,27 @@ try {
   // The function's own view: its one log line per sync carries durationMs.
   const lines = bed.runner.logsFor(fn).map((l) => {
     try {
-      return JSON.parse(l.text) as { msg?: string; durationMs?: number };
+      return JSON.parse(l.text) as { message?: string; durationMs?: number };
     } catch {
       return {};
     }
   });
   const inFn = lines
-    .filter((l) => l.msg === 'sync' && typeof l.durationMs === 'number')
+    .filter((l) => l.message === 'sync' && typeof l.durationMs === 'number')
     .map((l) => l.durationMs!);
   const stats = bed.runner.stats(fn);
+  // What CloudWatch Logs ingests per run: the function's lines (its sync record, the metrics line)
+  // and the runtime's START/END/REPORT.
+  const allLines = bed.runner.logsFor(fn);
+  const logBytesPerRun = Math.round(
+    allLines.reduce((a, l) => a + Buffer.byteLength(l.text) + 1, 0) / Math.max(1, syncLines()),
+  );
 
   const rss = stats.maxRssMb;
   results.lambda = {
     zipBytes: statSync(ZIP).size,
     unzippedBytes: statSync(BUNDLE).size,
+    logBytesPerRun,
     importMs: summary(importMs),
     // Peak RSS of the function's process after a sync (Lambda's "Max Memory Used"): cold
     // environments run one sync each, the warm one many.
@@ -236,22 +243,41 @@ try {
   await bed.stop();
 }
 
-// 3. Controller scale, each N on a fresh test bed.
-const SCALES = (process.env.BENCH_SCALES ?? '100,300,1000')
-  .split(',')
-  .map(Number)
-  .filter((x) => x > 0);
-const scale: ScaleResult[] = [];
-for (const n of SCALES) {
+// 3. Controller scale, each N on a fresh test bed. BENCH_SCALES=reuse keeps the scale and capacity
+// runs of the last results.json (when only the function changed): recorded as controllerScaleMeasured.
+const previous =
+  process.env.BENCH_SCALES === 'reuse'
+    ? (JSON.parse(readFileSync(`${root}bench/results.json`, 'utf8')) as {
+        date: string;
+        controllerScaleMeasured?: string;
+        controllerScale: ScaleResult[];
+        controllerCapacity?: unknown;
+      })
+    : undefined;
+const SCALES = previous
+  ? previous.controllerScale.map((r) => r.secretSyncs)
+  : (process.env.BENCH_SCALES ?? '100,300,1000')
+      .split(',')
+      .map(Number)
+      .filter((x) => x > 0);
+const scale: ScaleResult[] = previous ? previous.controllerScale : [];
+for (const n of previous ? [] : SCALES) {
   scale.push(await runScale(n, { concurrency: 16, log: (m) => console.log(`[bench] ${m}`) }));
   console.log(`[bench] ${JSON.stringify(scale.at(-1))}`);
 }
+results.controllerScaleMeasured = previous
+  ? (previous.controllerScaleMeasured ?? previous.date)
+  : new Date().toISOString();
 results.controllerScale = scale;
 // The controller's own capacity: the largest size again with every client-side rate limit lifted.
 // The defaults (IAM 5/s, Lambda 10/s, Logs 5/s… modelling real AWS) bound the runs above; the test
 // bed throttles nothing unless told to.
 const largest = SCALES.at(-1);
-const capacity = largest && process.env.BENCH_CAPACITY !== '0' ? await runCapacity(largest) : undefined;
+const capacity = previous
+  ? (previous.controllerCapacity as Awaited<ReturnType<typeof runCapacity>> | undefined)
+  : largest && process.env.BENCH_CAPACITY !== '0'
+    ? await runCapacity(largest)
+    : undefined;
 results.controllerCapacity = capacity;
 
 // 4. At rest: the inventory model, AWS cost per secret, from the counts measured above and AWS's
@@ -283,7 +309,7 @@ const s0 = results.syncLatencyMs as { functionDurationMs: { cold: { p50: number 
 const runCost =
   price.lambdaPerRequest +
   0.125 * (s0.functionDurationMs.cold.p50 / 1000) * price.lambdaPerGbSecond +
-  (700 / 1e9) * price.logsPerGb; // one sync line + START/END/REPORT, about 700 bytes
+  ((results.lambda as { logBytesPerRun: number }).logBytesPerRun / 1e9) * price.logsPerGb; // measured
 const month = 30;
 
 /** Per SecretSync per day at rest, from one run's measured inventory pass and deep checks. */

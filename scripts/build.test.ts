@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -49,4 +51,68 @@ describe('the controller and CLI bundles are ASCII', () => {
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range is the point
     expect(/[^\x00-\x7f]/.exec(text)?.index).toBeUndefined();
   });
+});
+
+/**
+ * The CLI as users install it: `npm pack`, then `npm install --global` of the tarball (no
+ * dependencies: the bundles are self-contained), and `secretsync` runs from the bin directory.
+ */
+describe('the CLI installs with npm and runs as `secretsync`', () => {
+  it('packs the bundles, installs without dependencies, and answers', async () => {
+    const cli = `${root}dist/cli.js`;
+    expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(statSync(cli).mode & 0o111, 'executable').toBe(0o111);
+
+    const tmp = mkdtempSync(join(tmpdir(), 'secretsync-pack-'));
+    try {
+      const npm = (args: string[]) =>
+        run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
+          cwd: root,
+          env: { ...process.env, npm_config_cache: join(tmp, 'cache') },
+        });
+      // The bundles are built (make test builds first): no prepack rebuild here.
+      const packed = JSON.parse(
+        (await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp])).stdout,
+      ) as {
+        filename: string;
+        files: { path: string }[];
+      }[];
+      const files = packed[0]!.files.map((f) => f.path);
+      expect(files).toEqual(
+        expect.arrayContaining([
+          'dist/cli.js',
+          'dist/controller.js',
+          'dist/lambda/secretsync-lambda.zip',
+          'package.json',
+        ]),
+      );
+      expect(files.filter((f) => f.startsWith('src/') || f.startsWith('e2e/') || f.endsWith('.map'))).toEqual(
+        [],
+      );
+
+      const prefix = join(tmp, 'global');
+      await npm([
+        'install',
+        '--global',
+        '--offline',
+        '--ignore-scripts',
+        '--prefix',
+        prefix,
+        join(tmp, packed[0]!.filename),
+      ]);
+      const bin = join(prefix, 'bin', 'secretsync');
+      const help = await run(bin, ['--help'], { env: { PATH: process.env.PATH } });
+      expect(help.stdout).toContain('Usage: secretsync <command>');
+      const policy = await run(
+        bin,
+        ['iam-policy', '--account', '123456789012', '--region', 'eu-west-1', '--cluster', 'c1'],
+        {
+          env: { PATH: process.env.PATH },
+        },
+      );
+      expect(JSON.parse(policy.stdout)).toMatchObject({ Version: '2012-10-17' });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { build, type Plugin } from 'esbuild';
 import { zipSync } from 'fflate';
 import { asciiOnly, type SourceMapJson } from './ascii-only.ts';
@@ -47,6 +47,27 @@ const noEagerBuiltins: Plugin = {
   },
 };
 
+/**
+ * The function passes its credentials to the SDK client itself (the ones Lambda puts in its
+ * environment), so the SDK's default chain — INI files, SSO, process, IMDS and container providers,
+ * a third of the client's code — is never called: the function's bundle gets a stand-in that fails
+ * loudly if it ever were.
+ */
+const envCredentialsOnly: Plugin = {
+  name: 'env-credentials-only',
+  setup(b) {
+    b.onResolve({ filter: /^@aws-sdk\/credential-provider-node$/ }, (args) => ({
+      path: args.path,
+      namespace: 'env-credentials-only',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'env-credentials-only' }, () => ({
+      contents:
+        "export const defaultProvider = () => async () => { throw new Error('secretsync: the function passes its credentials to the client'); };",
+      loader: 'js',
+    }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -61,7 +82,7 @@ const plugins = [noEagerBuiltins];
 // The function: minified, no source map, everything bundled (the zip is all the runtime gets).
 const lambda = await build({
   ...common,
-  plugins,
+  plugins: [...plugins, envCredentialsOnly],
   entryPoints: [`${root}src/lambda/handler.ts`],
   outfile: `${dist}/lambda/index.mjs`,
   minify: true,
@@ -108,11 +129,15 @@ for (const [entry, out] of [
     // ES modules first, so unused parts of the AWS SDK are tree-shaken, as in the function.
     mainFields: ['module', 'main'],
     write: false,
-    banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+    // The CLI runs as `secretsync` (package.json bin): a shebang, and the file is executable.
+    banner: {
+      js: `${out === 'cli.js' ? '#!/usr/bin/env node\n' : ''}import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);`,
+    },
   });
   const file = (path: string) => result.outputFiles.find((f) => f.path === path)!.text;
   const ascii = asciiOnly(file(`${dist}/${out}`), JSON.parse(file(`${dist}/${out}.map`)) as SourceMapJson);
-  writeFileSync(`${dist}/${out}`, ascii.code);
+  writeFileSync(`${dist}/${out}`, ascii.code, { mode: 0o755 });
+  chmodSync(`${dist}/${out}`, 0o755);
   writeFileSync(`${dist}/${out}.map`, JSON.stringify(ascii.map));
 }
 

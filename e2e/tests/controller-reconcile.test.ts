@@ -377,7 +377,7 @@ describe('controller reconcile, called directly against a real API server and mo
       const res = await fetch(`${bed().aws.url}/_testbed/logs?function=${s.names.functionName}`);
       return ((await res.json()) as { text: string }[])
         .map((l) => l.text)
-        .filter((t) => t.includes('"msg":"sync"'));
+        .filter((t) => t.includes('"message":"sync"'));
     };
     const valueReads = async () =>
       (await awsCalls()).filter((x) => x.operation === 'GetSecretValue' && x.resource === s.arn).length;

@@ -169,7 +169,7 @@ export async function syncRecords(fn: string): Promise<Record<string, unknown>[]
     if (l.stream !== 'stdout') continue;
     try {
       const r = JSON.parse(l.text) as Record<string, unknown>;
-      if (r.msg === 'sync') records.push({ ...r, requestId: l.requestId });
+      if (r.message === 'sync') records.push({ ...r, requestId: l.requestId });
     } catch {
       // not JSON: not ours to judge here
     }

@@ -253,6 +253,71 @@ describe('the sync function on the test bed', () => {
     expect(failed.map((r) => r.reason)).toEqual(['InvalidKey']);
   });
 
+  it('every log line names its invocation with Powertools’ keys; one embedded-metric line per invocation', async () => {
+    const p = await provision(json({ user: 'u', password: 'p1' }));
+    await idle();
+    // Warm containers for the rest: the second invocation of a container is not a cold start.
+    await control('warm', { method: 'POST', body: json({ warm: true }) });
+    try {
+      await change(p, json({ user: 'u', password: 'p2' }));
+      await putValue(p.arn, json({ user: 'u', 'bad key!': 'x' }));
+      await idle();
+      await failedWith(p, 'InvalidKey');
+    } finally {
+      await control('warm', { method: 'POST', body: json({ warm: false }) });
+    }
+    const lines = (await logLines(p.fn))
+      .filter((l) => l.stream === 'stdout')
+      .map((l) => ({ l, r: JSON.parse(l.text) }));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const { l, r } of lines) {
+      expect(r).toMatchObject({
+        service: 'secretsync',
+        function_name: p.fn,
+        function_request_id: l.requestId,
+        cold_start: expect.any(Boolean),
+        level: expect.stringMatching(/^(DEBUG|INFO|WARN|ERROR)$/),
+        message: expect.any(String),
+        timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      expect(r.function_arn).toMatch(/^arn:aws:lambda:/);
+    }
+    const byRequest = Map.groupBy(lines, ({ l }) => l.requestId);
+    const runs = [...byRequest.values()].map((ls) => ({
+      sync: ls.filter(({ r }) => r.message === 'sync').map(({ r }) => r),
+      metrics: ls.filter(({ r }) => r.message === 'metrics').map(({ r }) => r),
+      cold: ls[0]!.r.cold_start as boolean,
+    }));
+    // The first sync (a fresh container), the change and the bad value (one warm container).
+    expect(runs.map((r) => r.cold)).toEqual([true, true, false]);
+    for (const run of runs) {
+      expect(run.sync).toHaveLength(1);
+      expect(run.metrics).toHaveLength(1);
+      const [sync, m] = [run.sync[0]!, run.metrics[0]!];
+      expect(m._aws.CloudWatchMetrics).toEqual([
+        {
+          Namespace: 'secretsync',
+          Dimensions: [['Cluster', 'Outcome', 'Reason']],
+          Metrics: [
+            { Name: 'Invocations', Unit: 'Count' },
+            { Name: 'Duration', Unit: 'Milliseconds' },
+            { Name: 'KeysWritten', Unit: 'Count' },
+          ],
+        },
+      ]);
+      expect(m).toMatchObject({ Cluster: bed().clusterName, Outcome: sync.outcome, Invocations: 1 });
+      expect(m.Duration).toBeGreaterThanOrEqual(0);
+      expect(Math.abs(m._aws.Timestamp - Date.parse(m.timestamp))).toBeLessThan(1000);
+    }
+    expect(runs.map((r) => [r.metrics[0]!.Outcome, r.metrics[0]!.Reason, r.metrics[0]!.KeysWritten])).toEqual(
+      [
+        ['Synced', 'Written', 2],
+        ['Synced', 'Written', 1],
+        ['Failed', 'InvalidKey', 0],
+      ],
+    );
+  });
+
   it('a staged AWSPENDING version routes no event; moving AWSCURRENT to it routes exactly one and syncs it', async () => {
     const p = await provision(json({ password: 'old' }));
     await idle();

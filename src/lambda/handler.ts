@@ -5,28 +5,32 @@ import { isSyncError, SyncError } from './errors.ts';
 import { createKubeClient, type KubeClient } from './kube-client.ts';
 import { IN_RUN_BUDGET_MS, later, retryWhilePropagating } from './propagation.ts';
 import { readCurrentSecret } from './secret-reader.ts';
-import {
-  createSecretsManager,
-  credentialsFromEnv,
-  type SecretsManager,
-  secretsManagerEndpoint,
-} from './secrets-manager.ts';
+import { createSecretsManager, credentialsFromEnv, type SecretsManager } from './secrets-manager.ts';
 import { readSecretSync, reportSync, type SecretSyncObject } from './status.ts';
 import { kubeCall, runSync, targetIntact } from './sync.ts';
 
 // Module scope: created once per container and reused while it is warm (clients, connections,
 // the EKS token). Logs are JSON lines with counts and key names at debug only — never values.
+// The keys are Powertools for AWS Lambda's (message, level, timestamp, service, cold_start,
+// function_request_id, …), so its users' Logs Insights queries work here too.
 // Written synchronously: pino's default destination writes from the thread pool after the call
 // returns, so the handler's last line (the `sync` record) could still be pending when the runtime
 // freezes or reclaims the environment after the response — and be lost, or land in a later invocation.
 const log = pino(
   {
     level: process.env.SECRETSYNC_LOG_LEVEL ?? 'info',
-    base: { fn: process.env.AWS_LAMBDA_FUNCTION_NAME },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    messageKey: 'message',
+    base: {
+      service: 'secretsync',
+      function_name: process.env.AWS_LAMBDA_FUNCTION_NAME,
+      function_memory_size: Number(process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || undefined,
+    },
+    formatters: { level: (label) => ({ level: label.toUpperCase() }) },
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
   },
   pino.destination({ dest: 1, sync: true }),
 );
+let coldStart = true;
 
 interface State {
   config: FunctionConfig;
@@ -43,11 +47,7 @@ function init(): State {
   // The execution role's credentials, read when used: a missing variable fails the sync with its
   // reason rather than the container's start.
   const credentials = async () => credentialsFromEnv(process.env);
-  const secrets = createSecretsManager({
-    region: config.region,
-    endpoint: secretsManagerEndpoint(process.env, config.region),
-    credentials,
-  });
+  const secrets = createSecretsManager({ region: config.region, credentials });
   const tokens = new TokenCache({ region: config.region, clusterName: config.clusterName, credentials });
   const kube = createKubeClient({
     endpoint: config.apiEndpoint,
@@ -77,13 +77,16 @@ interface ControllerPayload {
   versionId?: string;
 }
 
-/** Lambda's context; only the deadline is used. */
+/** Lambda's context: the deadline, and what each log line names the invocation by. */
 interface Context {
   getRemainingTimeInMillis?: () => number;
+  awsRequestId?: string;
+  invokedFunctionArn?: string;
 }
 
 export async function handler(event: unknown, context?: Context): Promise<SyncResponse> {
   const started = performance.now();
+  const log = invocationLog(context);
   state ??= init();
   const { config, secrets, kube, tokens } = state;
   const payload = controllerPayload(event);
@@ -98,9 +101,33 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
       log.info({ ...ctx, reason, attempt, waitMs }, 'denied soon after an access change; waiting for AWS'),
   };
   const onUnauthorized = () => tokens.invalidate();
-  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}) => {
-    log.info({ ...ctx, outcome, ...fields, durationMs: Math.round(performance.now() - started) }, 'sync');
+  const durationMs = () => Math.round(performance.now() - started);
+  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}, reason?: string) => {
+    log.info({ ...ctx, outcome, ...fields, durationMs: durationMs() }, 'sync');
+    metrics(log, config, { outcome, reason, durationMs: durationMs(), keysWritten: 0 });
     return { outcome };
+  };
+  const failed = (error: SyncError) => {
+    log.error(
+      {
+        ...ctx,
+        outcome: 'Failed',
+        reason: error.reason,
+        retryable: error.retryable,
+        error: error.message,
+        durationMs: durationMs(),
+      },
+      'sync',
+    );
+    metrics(log, config, {
+      outcome: 'Failed',
+      reason: error.reason,
+      durationMs: durationMs(),
+      keysWritten: 0,
+    });
+    // Retryable: fail the invocation so Lambda's async retries run. Permanent: reported, done.
+    if (error.retryable) throw error;
+    return { outcome: 'Failed' as const, reason: error.reason };
   };
   try {
     ss = await retryWhilePropagating(
@@ -110,10 +137,7 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
   } catch (err) {
     // Not reportable on the SecretSync either (the API server refused us): logged, and retried by
     // Lambda when it may pass.
-    const error = asSyncError(err);
-    log.error({ ...ctx, outcome: 'Failed', reason: error.reason, message: error.message }, 'sync');
-    if (error.retryable) throw error;
-    return { outcome: 'Failed', reason: error.reason };
+    return failed(asSyncError(err));
   }
   // Deleted meanwhile: its finalizer removes this function next.
   if (ss === undefined) return done('Gone');
@@ -140,7 +164,8 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
         },
         payload.versionId,
       );
-      if (intact) return done('Synced', { generation, versionId: payload.versionId, unchanged: true });
+      if (intact)
+        return done('Synced', { generation, versionId: payload.versionId, unchanged: true }, 'Unchanged');
     }
     const result = await retryWhilePropagating(
       () =>
@@ -158,17 +183,29 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
     // A sync that wrote has reported already (alongside its re-check); one that found nothing to do reports now.
     if (!result.wrote) await reportSync(kube, config, { ok: true, result }, new Date(), read);
     const c = result.changes;
-    done('Synced', {
-      generation,
-      versionId: result.versionId,
-      keys: result.keys,
-      wrote: result.wrote,
-      attempts: result.attempts,
-      added: c.added.length,
-      updated: c.updated.length,
-      removed: c.removed.length,
-      unchanged: c.unchanged.length,
-      kept: c.kept.length,
+    log.info(
+      {
+        ...ctx,
+        outcome: 'Synced',
+        generation,
+        versionId: result.versionId,
+        keys: result.keys,
+        wrote: result.wrote,
+        attempts: result.attempts,
+        added: c.added.length,
+        updated: c.updated.length,
+        removed: c.removed.length,
+        unchanged: c.unchanged.length,
+        kept: c.kept.length,
+        durationMs: durationMs(),
+      },
+      'sync',
+    );
+    metrics(log, config, {
+      outcome: 'Synced',
+      reason: result.wrote ? 'Written' : 'Unchanged',
+      durationMs: durationMs(),
+      keysWritten: result.wrote ? c.added.length + c.updated.length + c.removed.length : 0,
     });
     return { outcome: 'Synced', versionId: result.versionId, keys: result.keys, wrote: result.wrote };
   } catch (err) {
@@ -177,25 +214,70 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
       await reportSync(kube, config, { ok: false, error }, new Date(), read);
     } catch (reportErr) {
       log.warn(
-        { ...ctx, err: (reportErr as Error).message },
+        { ...ctx, error: (reportErr as Error).message },
         'could not report the failure on the SecretSync',
       );
     }
-    log.error(
-      {
-        ...ctx,
-        outcome: 'Failed',
-        reason: error.reason,
-        retryable: error.retryable,
-        message: error.message,
-        durationMs: Math.round(performance.now() - started),
-      },
-      'sync',
-    );
-    // Retryable: fail the invocation so Lambda's async retries run. Permanent: reported, done.
-    if (error.retryable) throw error;
-    return { outcome: 'Failed', reason: error.reason };
+    return failed(error);
   }
+}
+
+/**
+ * The invocation's logger: every line names the request and says whether this container started
+ * for it (Powertools' keys; the X-Ray trace id when Lambda passes one).
+ */
+function invocationLog(context: Context | undefined): pino.Logger {
+  const child = log.child({
+    cold_start: coldStart,
+    function_request_id: context?.awsRequestId,
+    function_arn: context?.invokedFunctionArn,
+    xray_trace_id: process.env._X_AMZN_TRACE_ID,
+  });
+  coldStart = false;
+  return child;
+}
+
+/** CloudWatch's namespace for the function's metrics (README, "Observability"). */
+export const METRICS_NAMESPACE = 'secretsync';
+
+/**
+ * One CloudWatch embedded-metric-format line per invocation: CloudWatch Logs turns it into metrics,
+ * no API call. Dimensions are the cluster, the outcome and its reason (a fixed, small set: each
+ * combination is one billed metric) — never the SecretSync, which the line's other fields name
+ * for Logs Insights.
+ */
+function metrics(
+  log: pino.Logger,
+  config: Pick<FunctionConfig, 'clusterName' | 'namespace' | 'syncName'>,
+  m: { outcome: string; reason?: string | undefined; durationMs: number; keysWritten: number },
+): void {
+  log.info(
+    {
+      _aws: {
+        Timestamp: Date.now(),
+        CloudWatchMetrics: [
+          {
+            Namespace: METRICS_NAMESPACE,
+            Dimensions: [['Cluster', 'Outcome', 'Reason']],
+            Metrics: [
+              { Name: 'Invocations', Unit: 'Count' },
+              { Name: 'Duration', Unit: 'Milliseconds' },
+              { Name: 'KeysWritten', Unit: 'Count' },
+            ],
+          },
+        ],
+      },
+      Cluster: config.clusterName,
+      Outcome: m.outcome,
+      Reason: m.reason ?? m.outcome,
+      Invocations: 1,
+      Duration: m.durationMs,
+      KeysWritten: m.keysWritten,
+      namespace: config.namespace,
+      name: config.syncName,
+    },
+    'metrics',
+  );
 }
 
 function asSyncError(err: unknown): SyncError {

@@ -1,6 +1,6 @@
 import { SyncError } from './errors.ts';
 import type { SecretValue } from './payload.ts';
-import { AwsServiceError, type SecretsManager } from './secrets-manager.ts';
+import type { SecretsManager } from './secrets-manager.ts';
 
 export interface CurrentSecret {
   versionId: string;
@@ -30,9 +30,13 @@ export async function readCurrentSecret(
 }
 
 function translate(err: unknown): unknown {
-  if (err instanceof SyncError || !(err instanceof AwsServiceError)) return err;
-  const msg = err.message;
-  switch (err.name) {
+  if (err instanceof SyncError || !(err instanceof Error)) return err;
+  // An error AWS answered with ($fault set by the SDK) carries AWS's message, which never quotes a
+  // value. Anything else (the network, a response the SDK could not parse) is named by its name and
+  // code only: a parser's message may quote the body, and the body holds the secret.
+  const fromAws = '$fault' in err;
+  const msg = fromAws ? err.message : [err.name, (err as { code?: unknown }).code].filter(Boolean).join(' ');
+  switch (fromAws ? err.name : '') {
     case 'ResourceNotFoundException':
       return new SyncError('SecretNotFound', `the AWS secret or the requested stage does not exist: ${msg}`);
     case 'AccessDeniedException':
@@ -47,10 +51,9 @@ function translate(err: unknown): unknown {
       return new SyncError('SecretNotFound', `the AWS secret cannot be read: ${msg}`);
     case 'InvalidParameterException':
       return new SyncError('InvalidConfiguration', `GetSecretValue refused the request: ${msg}`);
-    case 'CredentialsMissing':
-      return new SyncError('InvalidConfiguration', msg);
   }
-  // Throttling, 5xx, the network, and codes not known here: worth Lambda's retries.
+  // Throttling, 5xx, the network, and codes not known here: worth Lambda's retries (the SDK has
+  // retried the transient ones already).
   return new SyncError('SecretsManagerUnavailable', `Secrets Manager did not answer (${err.name}): ${msg}`, {
     retryable: true,
   });

@@ -1,17 +1,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { HttpResponse } from '@smithy/protocol-http';
+import type { HttpRequest } from '@smithy/types';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { botocoreVectors } from '../../scripts/botocore.ts';
 import type { AwsCredentials } from './eks-token.ts';
 import { readCurrentSecret } from './secret-reader.ts';
-import {
-  AwsServiceError,
-  CONTENT_TYPE,
-  createSecretsManager,
-  credentialsFromEnv,
-  secretsManagerEndpoint,
-  TARGET,
-} from './secrets-manager.ts';
+import { createSecretsManager, credentialsFromEnv } from './secrets-manager.ts';
+
+// The function reads secrets through the AWS SDK's client (secrets-manager.ts): these tests check
+// what that client sends against botocore, and how its answers and failures become the function's
+// reasons — never with a value in a message.
 
 const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf';
 const CREDS: AwsCredentials = {
@@ -74,7 +74,10 @@ const CASES: Case[] = [
   },
 ];
 
-describe('GetSecretValue request against botocore (serializer and SigV4)', () => {
+describe('GetSecretValue as the SDK client sends it, against botocore (serializer and SigV4)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   // Made once, on first use inside a test, so a missing venv fails each case with its message.
   let vectors:
     | {
@@ -82,87 +85,86 @@ describe('GetSecretValue request against botocore (serializer and SigV4)', () =>
         authorization: string;
       }[]
     | undefined;
-  const sign = () =>
-    CASES.map(async (c) => {
-      const endpoint = c.endpoint ? new URL(c.endpoint) : secretsManagerEndpoint({}, c.region);
-      const client = createSecretsManager({
-        region: c.region,
-        endpoint,
-        credentials: async () => c.credentials,
-      });
-      const req = await client.sign(
-        { SecretId: c.secretId, VersionStage: c.versionStage },
-        new Date(c.time * 1000),
-      );
-      return { endpoint, req };
-    });
 
+  /** The request the client puts on the wire at the case's instant (a handler that answers instead of the network). */
+  async function sent(c: Case): Promise<HttpRequest> {
+    let request: HttpRequest | undefined;
+    const sm = createSecretsManager({
+      region: c.region,
+      credentials: async () => c.credentials,
+      ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+      requestHandler: {
+        handle: async (req: HttpRequest) => {
+          request = req;
+          return {
+            response: new HttpResponse({
+              statusCode: 200,
+              headers: { 'content-type': 'application/x-amz-json-1.1' },
+              body: Readable.from([Buffer.from('{"VersionId":"v1","SecretString":"x"}')]),
+            }),
+          };
+        },
+      },
+    });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(c.time * 1000);
+    try {
+      await sm.getSecretValue({ SecretId: c.secretId, VersionStage: c.versionStage });
+    } finally {
+      vi.useRealTimers();
+    }
+    return request!;
+  }
+  const bodyOf = (r: HttpRequest) => Buffer.from(r.body as Uint8Array).toString('utf8');
+  const urlOf = (r: HttpRequest) =>
+    new URL(`${r.protocol}//${r.hostname}${r.port ? `:${r.port}` : ''}${r.path}`).href;
+
+  const ours: HttpRequest[] = [];
   it.each(CASES.map((c, i) => [c.name, i] as const))('%s', async (_name, i) => {
-    const ours = await Promise.all(sign());
+    // Once for all cases: each request carries its own invocation id, which the signature covers.
+    if (ours.length === 0) for (const c of CASES) ours.push(await sent(c));
     vectors ??= botocoreVectors(
       'secretsmanager-vectors.py',
       CASES.map((c, j) => {
-        const { endpoint, req } = ours[j]!;
+        const req = ours[j]!;
         return {
           ...c.credentials,
           region: c.region,
           time: c.time,
           secretId: c.secretId,
           versionStage: c.versionStage,
-          ours: {
-            method: req.method,
-            url: new URL(req.path, endpoint).href,
-            headers: req.headers,
-            body: req.body,
-          },
+          ours: { method: req.method, url: urlOf(req), headers: req.headers, body: bodyOf(req) },
         };
       }),
       'The GetSecretValue request',
     );
     const c = CASES[i]!;
-    const { endpoint, req } = ours[i]!;
+    const req = ours[i]!;
     const v = vectors![i]!;
     // The same request as botocore's (botocore's JSON has spaces after separators; the content is equal).
-    if (!c.endpoint) expect(new URL(req.path, endpoint).href).toBe(v.botocore.url);
+    if (!c.endpoint) expect(urlOf(req)).toBe(v.botocore.url);
+    else expect(urlOf(req)).toBe(new URL(c.endpoint).href);
     expect(req.headers['x-amz-target']).toBe(v.botocore.target);
     expect(req.headers['content-type']).toBe(v.botocore.contentType);
-    expect(JSON.parse(req.body as string)).toEqual(JSON.parse(v.botocore.body));
-    // botocore's SigV4 over our bytes gives our signature: Secrets Manager would accept it.
+    expect(JSON.parse(bodyOf(req))).toEqual(JSON.parse(v.botocore.body));
+    // botocore's SigV4 over the SDK's bytes gives the SDK's signature: Secrets Manager would accept it.
     expect(req.headers.authorization).toBe(v.authorization);
     expect(req.headers['x-amz-date']).toBe(new Date(c.time * 1000).toISOString().replace(/[-:]|\.\d+/g, ''));
     expect(req.headers['x-amz-security-token']).toBe(c.credentials.sessionToken);
   });
 });
 
-describe('endpoint and credentials from the environment, as the SDK reads them', () => {
-  it('the regional endpoint of each partition', () => {
-    expect(secretsManagerEndpoint({}, 'eu-west-1').href).toBe(
-      'https://secretsmanager.eu-west-1.amazonaws.com/',
-    );
-    expect(secretsManagerEndpoint({}, 'cn-northwest-1').href).toBe(
-      'https://secretsmanager.cn-northwest-1.amazonaws.com.cn/',
-    );
-  });
-  it('AWS_ENDPOINT_URL_SECRETS_MANAGER before AWS_ENDPOINT_URL; both off with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', () => {
-    const env = {
-      AWS_ENDPOINT_URL: 'http://127.0.0.1:1/',
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:2/',
-    };
-    expect(secretsManagerEndpoint(env, 'eu-west-1').port).toBe('2');
-    expect(secretsManagerEndpoint({ AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL }, 'eu-west-1').port).toBe('1');
-    expect(
-      secretsManagerEndpoint({ ...env, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, 'eu-west-1').host,
-    ).toBe('secretsmanager.eu-west-1.amazonaws.com');
-  });
-  it('credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, a clear error without them', () => {
+describe('credentials from the environment, as Lambda hands them to the function', () => {
+  it('AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, a clear reason without them', async () => {
     expect(
       credentialsFromEnv({ AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', AWS_SESSION_TOKEN: 'c' }),
-    ).toEqual({
-      accessKeyId: 'a',
-      secretAccessKey: 'b',
-      sessionToken: 'c',
+    ).toEqual({ accessKeyId: 'a', secretAccessKey: 'b', sessionToken: 'c' });
+    const sm = createSecretsManager({ region: 'eu-west-1', credentials: async () => credentialsFromEnv({}) });
+    expect(await readCurrentSecret(sm, ARN, 'AWSCURRENT').catch((e) => e)).toMatchObject({
+      reason: 'InvalidConfiguration',
+      retryable: false,
+      message: expect.stringMatching(/AWS_SECRET_ACCESS_KEY are not set/),
     });
-    expect(() => credentialsFromEnv({ AWS_ACCESS_KEY_ID: 'a' })).toThrow(/AWS_SECRET_ACCESS_KEY are not set/);
   });
 });
 
@@ -184,7 +186,7 @@ describe('calls over HTTP against a scripted loopback server', () => {
         status: 500,
         body: '{"__type":"InternalServiceError","message":"script ran out"}',
       };
-      res.writeHead(r.status, { 'content-type': CONTENT_TYPE, ...r.headers });
+      res.writeHead(r.status, { 'content-type': 'application/x-amz-json-1.1', ...r.headers });
       res.end(r.body);
     });
   });
@@ -193,25 +195,20 @@ describe('calls over HTTP against a scripted loopback server', () => {
     url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
 
-  const pauses: number[] = [];
-  const client = (maxAttempts = 3) => {
+  const client = (maxAttempts = 3, endpoint: string | undefined = url.href) => {
     replies = [];
     seen = [];
-    pauses.length = 0;
     return createSecretsManager({
       region: 'eu-west-1',
-      endpoint: url,
       credentials: async () => CREDS,
       maxAttempts,
-      // A clock one second further at every signing: each attempt must carry its own date.
-      now: () => new Date(Date.UTC(2026, 10, 29, 12, 0, signings++)),
-      sleep: async (ms) => {
-        pauses.push(ms);
-      },
+      ...(endpoint ? { endpoint } : {}),
     });
   };
-  let signings = 0;
   const ok = (fields: object): Reply => ({
     status: 200,
     body: JSON.stringify({ ARN, Name: 'prod/db', ...fields }),
@@ -226,18 +223,33 @@ describe('calls over HTTP against a scripted loopback server', () => {
     replies.push(
       ok({ VersionId: 'v1', SecretString: '{"a":"1"}', VersionStages: ['AWSCURRENT'], CreatedDate: 1.7e9 }),
     );
-    expect(await sm.getSecretValue({ SecretId: ARN, VersionStage: 'AWSCURRENT' })).toEqual({
-      VersionId: 'v1',
-      SecretString: '{"a":"1"}',
+    expect(await readCurrentSecret(sm, ARN, 'AWSCURRENT')).toEqual({
+      versionId: 'v1',
+      value: { SecretString: '{"a":"1"}', SecretBinary: undefined },
     });
     const { headers, body } = seen[0]!;
-    expect(headers['x-amz-target']).toBe(TARGET);
-    expect(headers['content-type']).toBe(CONTENT_TYPE);
+    expect(headers['x-amz-target']).toBe('secretsmanager.GetSecretValue');
+    expect(headers['content-type']).toBe('application/x-amz-json-1.1');
     expect(headers.host).toBe(url.host);
     expect(headers.authorization).toMatch(
-      /^AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE01\/\d{8}\/eu-west-1\/secretsmanager\/aws4_request, SignedHeaders=content-length;content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature=[0-9a-f]{64}$/,
+      /^AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE01\/\d{8}\/eu-west-1\/secretsmanager\/aws4_request, SignedHeaders=[a-z0-9;-]*x-amz-security-token;x-amz-target[a-z0-9;-]*, Signature=[0-9a-f]{64}$/,
     );
     expect(JSON.parse(body)).toEqual({ SecretId: ARN, VersionStage: 'AWSCURRENT' });
+  });
+
+  it('AWS_ENDPOINT_URL_SECRETS_MANAGER, then AWS_ENDPOINT_URL, as the SDK reads them', async () => {
+    vi.stubEnv('AWS_ENDPOINT_URL', 'http://127.0.0.1:1/');
+    vi.stubEnv('AWS_ENDPOINT_URL_SECRETS_MANAGER', url.href);
+    let sm = client(1, undefined);
+    replies.push(ok({ VersionId: 'v1', SecretString: 'x' }));
+    expect((await sm.getSecretValue({ SecretId: ARN })).VersionId).toBe('v1');
+    expect(seen).toHaveLength(1);
+
+    vi.stubEnv('AWS_ENDPOINT_URL_SECRETS_MANAGER', '');
+    vi.stubEnv('AWS_ENDPOINT_URL', url.href);
+    sm = client(1, undefined);
+    replies.push(ok({ VersionId: 'v2', SecretString: 'x' }));
+    expect((await sm.getSecretValue({ SecretId: ARN })).VersionId).toBe('v2');
   });
 
   it('decodes SecretBinary from base64 into the exact bytes', async () => {
@@ -249,7 +261,7 @@ describe('calls over HTTP against a scripted loopback server', () => {
     expect(out.SecretString).toBeUndefined();
   });
 
-  it('retries throttling and 5xx with jittered, growing pauses, then returns the value', async () => {
+  it('retries throttling and 5xx, each attempt signed afresh, then returns the value', async () => {
     const sm = client();
     replies.push(
       fail(400, 'ThrottlingException', 'Rate exceeded'),
@@ -257,26 +269,20 @@ describe('calls over HTTP against a scripted loopback server', () => {
       ok({ VersionId: 'v3', SecretString: 'x' }),
     );
     expect((await sm.getSecretValue({ SecretId: ARN })).VersionId).toBe('v3');
-    expect(seen).toHaveLength(3);
-    expect(pauses).toHaveLength(2);
-    expect(pauses[0]).toBeLessThanOrEqual(200);
-    expect(pauses[1]).toBeLessThanOrEqual(400);
-    // Each attempt is signed afresh (its own date and signature).
-    expect(new Set(seen.map((s) => s.headers['x-amz-date'])).size).toBe(3);
+    expect(seen.map((s) => s.headers['amz-sdk-request'])).toEqual([
+      'attempt=1; max=3',
+      'attempt=2; max=3',
+      'attempt=3; max=3',
+    ]);
     expect(new Set(seen.map((s) => s.headers.authorization)).size).toBe(3);
   });
 
   it('gives up after maxAttempts with the last error, retryable', async () => {
     const sm = client(2);
     replies.push(fail(500, 'InternalServiceError'), fail(500, 'InternalServiceError', 'still down'));
-    const err = await sm.getSecretValue({ SecretId: ARN }).catch((e) => e);
-    expect(err).toBeInstanceOf(AwsServiceError);
-    expect(err).toMatchObject({
-      name: 'InternalServiceError',
-      message: 'still down',
-      status: 500,
-      retryable: true,
-    });
+    const err = await readCurrentSecret(sm, ARN, 'AWSCURRENT').catch((e) => e);
+    expect(err).toMatchObject({ reason: 'SecretsManagerUnavailable', retryable: true });
+    expect(err.message).toContain('still down');
     expect(seen).toHaveLength(2);
   });
 
@@ -309,19 +315,16 @@ describe('calls over HTTP against a scripted loopback server', () => {
       body: '{"Message":"Secrets Manager can\'t find the specified secret."}',
       headers: { 'x-amzn-ErrorType': 'ResourceNotFoundException:http://internal.amazon.com/coral/' },
     });
-    const err = await sm.getSecretValue({ SecretId: ARN }).catch((e) => e);
-    expect(err).toMatchObject({
-      name: 'ResourceNotFoundException',
-      message: "Secrets Manager can't find the specified secret.",
-      retryable: false,
-    });
+    const err = await readCurrentSecret(sm, ARN, 'AWSCURRENT').catch((e) => e);
+    expect(err).toMatchObject({ reason: 'SecretNotFound', retryable: false });
+    expect(err.message).toContain("Secrets Manager can't find the specified secret.");
   });
 
-  it('a non-JSON error page (a proxy) reads as HTTP status, retryable for 5xx', async () => {
+  it('a non-JSON error page (a proxy) reads as unavailable, retryable', async () => {
     const sm = client(1);
     replies.push({ status: 502, body: '<html>Bad Gateway</html>' });
-    const err = await sm.getSecretValue({ SecretId: ARN }).catch((e) => e);
-    expect(err).toMatchObject({ name: 'HTTP502', message: 'HTTP 502', retryable: true });
+    const err = await readCurrentSecret(sm, ARN, 'AWSCURRENT').catch((e) => e);
+    expect(err).toMatchObject({ reason: 'SecretsManagerUnavailable', retryable: true });
   });
 
   it('a 200 that is not JSON fails without quoting the body (it would hold the value)', async () => {
@@ -332,20 +335,10 @@ describe('calls over HTTP against a scripted loopback server', () => {
     expect(err.message).not.toContain('hunter2');
   });
 
-  it('a connection refused is a retryable NetworkError', async () => {
-    const dead = createSecretsManager({
-      region: 'eu-west-1',
-      endpoint: new URL('http://127.0.0.1:1/'),
-      credentials: async () => CREDS,
-      maxAttempts: 2,
-      sleep: async () => {},
-    });
-    const err = await dead.getSecretValue({ SecretId: ARN }).catch((e) => e);
-    expect(err).toMatchObject({ name: 'NetworkError', retryable: true });
+  it('a connection refused is retryable and says so', async () => {
+    const dead = client(2, 'http://127.0.0.1:1/');
+    const err = await readCurrentSecret(dead, ARN, 'AWSCURRENT').catch((e) => e);
+    expect(err).toMatchObject({ reason: 'SecretsManagerUnavailable', retryable: true });
     expect(err.message).toMatch(/ECONNREFUSED/);
-    expect(await readCurrentSecret(dead, ARN, 'AWSCURRENT').catch((e) => e)).toMatchObject({
-      reason: 'SecretsManagerUnavailable',
-      retryable: true,
-    });
   });
 });
