@@ -71,6 +71,26 @@ export function createMetrics(
       }
     },
   });
+  // Per SecretSync, so an alert can say which one has stayed not Ready (the count above cannot
+  // tell one stuck SecretSync from a stream of new ones provisioning).
+  const notReady = new Gauge({
+    name: 'secretsync_not_ready',
+    help: '1 for each SecretSync whose Ready is not True (False, Unknown, or not written yet: reason empty), with the reason.',
+    labelNames: ['namespace', 'name', 'reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of objects()) {
+        const c = o.status?.conditions?.find((x) => x.type === 'Ready');
+        if (c?.status !== 'True') {
+          this.set(
+            { namespace: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '', reason: c?.reason ?? '' },
+            1,
+          );
+        }
+      }
+    },
+  });
   const leader = new Gauge({
     name: 'secretsync_leader',
     help: '1 while this replica holds the leader lease.',
@@ -118,6 +138,7 @@ export function createMetrics(
     queueDepth,
     ready,
     syncFailures,
+    notReady,
     leader,
     invocations,
     clusterAnswerAge,
