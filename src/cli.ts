@@ -6,13 +6,15 @@ import {
 } from './controller/iam-policy.ts';
 
 // The `secretsync` CLI. `controller` runs the controller; `doctor` checks an account and cluster
-// before an install; `iam-policy` prints the controller's
-// least-privilege IAM policy (and a trust policy for IRSA or EKS Pod Identity).
+// before an install; `plan` prints what the controller would create for a SecretSync; `iam-policy`
+// prints the controller's least-privilege IAM policy (and a trust policy for IRSA or EKS Pod Identity).
 const HELP = `Usage: secretsync <command> [flags]
 
 Commands:
   controller [flags]       run the controller (see: secretsync controller --help)
   doctor [flags]           check an account and cluster before installing (see: secretsync doctor --help)
+  plan -f <file> [flags]   print what the controller would create for a SecretSync, without calling
+                           AWS; --check compares it with AWS and the cluster (see: secretsync plan --help)
   iam-policy [flags]       print the controller's IAM identity policy as JSON
       --account <id>               AWS account id (required)
       --region <region>            the cluster's region (required)
@@ -35,6 +37,9 @@ if (command === 'controller') {
 } else if (command === 'doctor') {
   const { doctorMain } = await import('./doctor/main.ts');
   process.exitCode = await doctorMain(rest, process.env);
+} else if (command === 'plan') {
+  const { planMain } = await import('./plan/main.ts');
+  process.exitCode = await planMain(rest, process.env);
 } else if (command === 'iam-policy') {
   const { values: v } = parseArgs({
     args: rest,

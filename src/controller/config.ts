@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import { type ControllerSettings, withDefaults } from './aws/desired.ts';
 import { DEFAULT_RATE_LIMITS, formatRateLimits, parseRateLimits, type RateLimits } from './aws/rate-limit.ts';
 
 /**
@@ -203,16 +204,36 @@ export function parseDuration(s: string): number | undefined {
 }
 
 export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
-  const { values: parsed } = parseArgs({
+  const values = parseFlags(argv);
+  if (values.help) throw new ConfigError(usage());
+  return configFrom(values, env);
+}
+
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/**
+ * The controller's flags and `--help`, plus a command's own options (`secretsync plan` takes the
+ * controller's flags so it computes what this controller, so configured, would create).
+ */
+export function parseFlags(argv: string[], own: ParseArgsOptionsConfig = {}): FlagValues {
+  const { values } = parseArgs({
     args: argv,
-    options: Object.fromEntries([
-      ...Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]),
-      ['help', { type: 'boolean' as const }],
-    ]),
+    options: {
+      ...Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }])),
+      help: { type: 'boolean' as const },
+      ...own,
+    },
     strict: true,
   });
-  const values = parsed as Record<string, string | boolean | undefined>;
-  if (values.help) throw new ConfigError(usage());
+  return values as FlagValues;
+}
+
+/** Validated settings from parsed flags, with environment variables as defaults; every problem at once. */
+export function configFrom(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  usageText = usage(),
+): ControllerConfig {
   const problems: string[] = [];
   const get = (k: Flag): string => {
     const f = FLAGS[k];
@@ -335,6 +356,40 @@ export function loadControllerConfig(argv: string[], env: NodeJS.ProcessEnv): Co
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(cfg.logLevel))
     problems.push('--log-level must be trace, debug, info, warn or error');
   if (problems.length > 0)
-    throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}\n\n${usage()}`);
+    throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}\n\n${usageText}`);
   return cfg;
+}
+
+/**
+ * What the desired state is computed from: the settings, with the account and partition of the
+ * identity the controller runs as (STS at start; `secretsync plan` takes them from flags or STS).
+ */
+export function settingsOf(
+  config: ControllerConfig,
+  identity: { accountId: string; partition: string },
+): ControllerSettings {
+  return withDefaults({
+    clusterName: config.clusterName,
+    region: config.region,
+    clusterRegion: config.clusterRegion,
+    accountId: identity.accountId,
+    partition: identity.partition,
+    iamPath: config.iamPath,
+    namePrefix: config.namePrefix,
+    permissionsBoundaryArn: config.permissionsBoundary,
+    runtime: config.lambda.runtime,
+    architecture: config.lambda.architecture,
+    memoryMb: config.lambda.memoryMb,
+    timeoutSeconds: config.lambda.timeoutSeconds,
+    vpc:
+      config.lambda.subnetIds.length > 0
+        ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
+        : undefined,
+    logRetentionDays: config.lambda.logRetentionDays,
+    eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
+    eventRetryAttempts: config.lambda.retryAttempts,
+    lambdaRetryAttempts: config.lambda.invokeRetryAttempts,
+    lambdaMaxEventAgeSeconds: config.lambda.invokeMaxEventAgeSeconds,
+    onFailureDestination: config.lambda.onFailureDestination,
+  });
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { DescribeClusterCommand } from '@aws-sdk/client-eks';
@@ -12,11 +11,11 @@ import {
 import type { Logger } from 'pino';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import { type AwsClients, createAwsClients } from './aws/clients.ts';
-import { clusterArnOf, withDefaults } from './aws/desired.ts';
+import { clusterArnOf, functionCodeOf } from './aws/desired.ts';
 import type { Inventory } from './aws/inventory.ts';
 import { formatRateLimits, RateLimiters } from './aws/rate-limit.ts';
 import { CLUSTER_UNAVAILABLE_AFTER_MS, ClusterWatch } from './cluster-state.ts';
-import type { ControllerConfig } from './config.ts';
+import { type ControllerConfig, settingsOf } from './config.ts';
 import type { ReconcileDeps } from './deps.ts';
 import { type Intent, mergeIntents } from './drift.ts';
 import { Fence, fencedKubeApi } from './fence.ts';
@@ -135,33 +134,8 @@ export async function startController(opts: {
     'starting',
   );
 
-  const zip = readFileSync(config.lambda.zipPath);
-  const code = { zip, sha256: createHash('sha256').update(zip).digest('base64') };
-
-  const settings = withDefaults({
-    clusterName: config.clusterName,
-    region: config.region,
-    clusterRegion: config.clusterRegion,
-    accountId,
-    partition,
-    iamPath: config.iamPath,
-    namePrefix: config.namePrefix,
-    permissionsBoundaryArn: config.permissionsBoundary,
-    runtime: config.lambda.runtime,
-    architecture: config.lambda.architecture,
-    memoryMb: config.lambda.memoryMb,
-    timeoutSeconds: config.lambda.timeoutSeconds,
-    vpc:
-      config.lambda.subnetIds.length > 0
-        ? { subnetIds: config.lambda.subnetIds, securityGroupIds: config.lambda.securityGroupIds }
-        : undefined,
-    logRetentionDays: config.lambda.logRetentionDays,
-    eventMaxAgeSeconds: config.lambda.maxEventAgeSeconds,
-    eventRetryAttempts: config.lambda.retryAttempts,
-    lambdaRetryAttempts: config.lambda.invokeRetryAttempts,
-    lambdaMaxEventAgeSeconds: config.lambda.invokeMaxEventAgeSeconds,
-    onFailureDestination: config.lambda.onFailureDestination,
-  });
+  const code = functionCodeOf(readFileSync(config.lambda.zipPath));
+  const settings = settingsOf(config, { accountId, partition });
 
   /** One DescribeCluster; true when it answered. Never throws. */
   const checkCluster = async (): Promise<boolean> => {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { SecretSync } from '../shared/secretsync.generated.ts';
 import type { FunctionCode } from './aws/desired.ts';
-import { type ControllerSettings, desiredState, regionOf } from './aws/desired.ts';
+import { type ControllerSettings, desiredState, type ResolvedSecretRef, regionOf } from './aws/desired.ts';
 import { ruleDiffers } from './aws/event-rule.ts';
 import { type Inventory, listedSecret, type RegionInventory } from './aws/inventory.ts';
 import { samePolicy } from './aws/policy.ts';
@@ -48,7 +48,7 @@ export function planOf(
     settings: ControllerSettings;
     code: FunctionCode;
     cluster: { endpoint: string; certificateAuthorityData: string };
-    secret: ResolvedSource;
+    secret: ResolvedSecretRef;
   },
 ): Plan {
   const aws = desiredState({ sync: ss, ...inputs });

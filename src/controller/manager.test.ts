@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TagDiff, Tags } from './aws/tags.ts';
 import { NotOursError, RetryLaterError } from './errors.ts';
-import { ensure, type Health, type Manager, READY, remove, waitUntilHealthy } from './manager.ts';
+import { ensure, type Health, inspect, type Manager, READY, remove, waitUntilHealthy } from './manager.ts';
 import { type Owner, ownedBy, ownershipTags, TAG } from './naming.ts';
 
 // The generic ensure / remove / waitUntilHealthy over a tiny in-memory manager: every decision the
@@ -293,6 +293,43 @@ describe('ensure (in-memory manager: pure logic)', () => {
     const out = await ensure(f.manager, null, desired(), owner, { absent: true });
     expect(f.log).toEqual(['create:x']);
     expect(out.created).toBe(true);
+  });
+});
+
+describe('inspect (ensure without writing: secretsync plan --check)', () => {
+  it('missing, not ours, exists, differs — reading only', async () => {
+    const f = fake();
+    expect(await inspect(f.manager, null, desired(), owner)).toEqual({ state: 'missing', differences: [] });
+    f.put({ name: 'x', tags: {} });
+    expect(await inspect(f.manager, null, desired(), owner)).toMatchObject({ state: 'not-ours' });
+    f.put({ name: 'x' });
+    expect(await inspect(f.manager, null, desired(), owner)).toMatchObject({
+      state: 'exists',
+      differences: [],
+    });
+    f.put({ name: 'x', size: 2, tags: { ...ours, [TAG.uid]: 'uid-0', 'secretsync.io/old': 'y' } });
+    expect(await inspect(f.manager, null, desired(), owner)).toMatchObject({
+      state: 'differs',
+      differences: ['size', `tags: ${TAG.uid}`, 'tags removed: secretsync.io/old'],
+    });
+    f.put({ name: 'x', zone: 'b', health: failed(true) });
+    expect((await inspect(f.manager, null, desired(), owner)).differences).toEqual([
+      'replaced: its zone is b',
+    ]);
+    f.put({ name: 'x', health: failed(true) });
+    expect((await inspect(f.manager, null, desired(), owner)).differences).toEqual([
+      'replaced: InternalError: it broke',
+    ]);
+    expect(f.writes()).toEqual([]);
+  });
+
+  it('does not read what the caller knows is absent (its parent is missing)', async () => {
+    const f = fake();
+    f.put({ name: 'x' });
+    expect(await inspect(f.manager, null, desired(), owner, { absent: true })).toMatchObject({
+      state: 'missing',
+    });
+    expect(f.log).toEqual([]);
   });
 });
 

@@ -181,20 +181,67 @@ export async function ensure<Env, I, D, L>(
     };
   }
   let changed = false;
-  const before = latest;
-  const fields = await m.diff(desired, latest, env);
+  const { fields, tags } = await drift(m, env, desired, latest);
   if (fields.length > 0) {
     latest = (await m.update(env, desired, latest, fields)) ?? latest;
     changed = true;
   }
-  if (m.tags) {
-    const diff = diffTags(m.tags.desired(desired), m.tags.of(before));
-    if (!isEmptyDiff(diff)) {
-      await m.tags.write(env, latest, diff);
-      changed = true;
-    }
+  if (m.tags && tags && !isEmptyDiff(tags)) {
+    await m.tags.write(env, latest, tags);
+    changed = true;
   }
   return { latest, changed, created: false, health: m.health?.(latest) ?? READY };
+}
+
+/** What an update would write: the fields that differ, and our tags that differ. */
+async function drift<Env, I, D, L>(
+  m: Manager<Env, I, D, L>,
+  env: Env,
+  desired: D,
+  latest: L,
+): Promise<{ fields: string[]; tags: TagDiff | undefined }> {
+  const fields = await m.diff(desired, latest, env);
+  return { fields, tags: m.tags && diffTags(m.tags.desired(desired), m.tags.of(latest)) };
+}
+
+export type InspectedState = 'exists' | 'differs' | 'missing' | 'not-ours';
+
+export interface Inspection<L> {
+  state: InspectedState;
+  /** Absent when missing. */
+  latest?: L;
+  /** What `ensure` would change (differs): fields, tags, or why it would replace it. */
+  differences: string[];
+}
+
+/**
+ * `ensure` without writing (`secretsync plan --check`): read → not ours? → what it would replace or
+ * update. Only the manager's reads run (its `diff` may read too: the role's inline policy).
+ */
+export async function inspect<Env, I, D, L>(
+  m: Manager<Env, I, D, L>,
+  env: Env,
+  desired: D,
+  owner: Owner,
+  known: { absent?: boolean } = {},
+): Promise<Inspection<L>> {
+  const latest = known.absent ? undefined : await m.read(env, m.id(desired));
+  if (latest === undefined) return { state: 'missing', differences: [] };
+  if (m.owned && !m.owned(latest, owner)) return { state: 'not-ours', latest, differences: [] };
+  const differences: string[] = [];
+  const health = m.health?.(latest) ?? READY;
+  const replace =
+    m.replaceBecause?.(desired, latest) ??
+    (health.state === 'failed' && health.recreate ? `${health.code}: ${health.message}` : undefined);
+  if (replace !== undefined) differences.push(`replaced: ${replace}`);
+  else {
+    const { fields, tags } = await drift(m, env, desired, latest);
+    differences.push(...fields);
+    if (tags && Object.keys(tags.set).length > 0)
+      differences.push(`tags: ${Object.keys(tags.set).join(', ')}`);
+    if (tags && tags.remove.length > 0) differences.push(`tags removed: ${tags.remove.join(', ')}`);
+  }
+  return { state: differences.length > 0 ? 'differs' : 'exists', latest, differences };
 }
 
 export type Removal = 'gone' | 'not-ours' | 'pending';

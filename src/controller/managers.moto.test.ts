@@ -140,9 +140,8 @@ interface Row<I, D, L> {
   /** Kinds with ownership tags: the desired state under other tags, for a same-named squatter. */
   retag?(desired: D, tags: Tags): D;
   /**
-   * False for a sub-resource whose read is never undefined (the rule's targets: an empty list): its
-   * first ensure puts it as an update, and the generic remove would never find it gone. It is not
-   * recorded and goes with its parent, so that row has no remove test.
+   * False for a sub-resource that is not recorded and goes with its parent (the rule's targets, which
+   * are removed with the rule): that row has no remove test.
    */
   standalone?: false;
 }
@@ -741,8 +740,7 @@ describe.each(TABLE.map((s) => [s.title, s] as const))(
     it('creates it', async () => {
       const h = await start();
       const out = await h.ensure();
-      const created = s.row.standalone ?? true;
-      expect(out).toMatchObject({ created, changed: true, health: { state: 'ready' } });
+      expect(out).toMatchObject({ created: true, changed: true, health: { state: 'ready' } });
       expect(out.replaced).toBeUndefined();
       expect(kit.mutations()).toEqual(s.row.creates);
       expect(await s.row.exists(h.d)).toBe(true);

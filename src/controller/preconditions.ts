@@ -79,7 +79,7 @@ export async function checkSource(
 
 /** Why tenancy denies this namespace the secret, or undefined when it allows. */
 export async function tenancyDenial(
-  deps: ReconcileDeps,
+  deps: Pick<ReconcileDeps, 'tenancy' | 'kube'>,
   namespace: string,
   source: ResolvedSource,
   reads?: PolicyReads,

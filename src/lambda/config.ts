@@ -52,7 +52,7 @@ export interface SyncSpec {
 }
 
 // Same shapes as the CRD's validation rules, so what the API server admitted loads here.
-const ARN =
+export const SECRET_ARN =
   /^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:secretsmanager:([a-z]{2}(-[a-z]+)+-[0-9]+):[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const VERSION_STAGE = /^[A-Za-z0-9_.@-]{1,256}$/;
 // EKS: letters, digits, '-' and '_', starting with a letter or digit, at most 100 characters.
@@ -83,7 +83,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): F
   };
 
   const secretArn = required(ENV.secretArn);
-  const arnMatch = ARN.exec(secretArn);
+  const arnMatch = SECRET_ARN.exec(secretArn);
   check(ENV.secretArn, secretArn, arnMatch !== null, 'must be a full Secrets Manager secret ARN');
 
   const clusterName = required(ENV.clusterName);

@@ -2,6 +2,7 @@
 // controller's settings alone. Pure and deterministic: the same inputs give byte-identical documents,
 // so the ensures can diff exactly and a steady state makes no writes (no timestamps, no random ids).
 
+import { createHash } from 'node:crypto';
 import { DEFAULT_VERSION_STAGE, toEnv } from '../../lambda/config.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
 import {
@@ -90,6 +91,12 @@ export interface FunctionCode {
   /** Base64 SHA-256 of the zip, the form Lambda reports as CodeSha256. */
   sha256: string;
 }
+
+/** The bundle's FunctionCode: Lambda reports CodeSha256 as the base64 SHA-256 of the zip. */
+export const functionCodeOf = (zip: Uint8Array): FunctionCode => ({
+  zip,
+  sha256: createHash('sha256').update(zip).digest('base64'),
+});
 
 /** From eks:DescribeCluster. */
 export interface ClusterAccess {

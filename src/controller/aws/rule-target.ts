@@ -20,7 +20,11 @@ export const ruleTargetManager: Manager<AwsEnv, string, RuleTargetDesired, Targe
   title: 'target of EventBridge rule',
   id: (d) => d.ruleArn,
   describe: nameOfArn,
-  read: (env, ruleArn) => listTargets(eventsOf(env, ruleArn), nameOfArn(ruleArn)),
+  // A rule without targets has none to diff: ours is created (the same PutTargets an update sends).
+  read: async (env, ruleArn) => {
+    const targets = await listTargets(eventsOf(env, ruleArn), nameOfArn(ruleArn));
+    return targets.length > 0 ? targets : undefined;
+  },
   async create(env, d) {
     await put(env, d);
     return [targetInput(d)];

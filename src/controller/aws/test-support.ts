@@ -2,7 +2,6 @@
 // EKS access-entry emulation can sit in front of it), SDK clients that record every command they
 // send, and a desired state for a sample SecretSync. Test-only; not imported by the controller.
 
-import { createHash } from 'node:crypto';
 import { replacingInvokeConfigPut } from '../../../e2e/testbed/moto-fixes.ts';
 import { makeZip, startTestAws, type TestAws } from '../../../e2e/testbed/test-front-door.ts';
 import type { SecretSync } from '../../shared/secretsync.generated.ts';
@@ -14,6 +13,7 @@ import {
   type DesiredState,
   desiredState,
   type FunctionCode,
+  functionCodeOf,
   withDefaults,
 } from './desired.ts';
 import type { Tags } from './tags.ts';
@@ -87,8 +87,7 @@ export function recordCalls(clients: AwsClients, sink: RecordedCall[]): void {
 }
 
 export function functionCode(source = 'export const handler = async () => "ok";'): FunctionCode {
-  const zip = makeZip({ 'index.mjs': source });
-  return { zip, sha256: createHash('sha256').update(zip).digest('base64') };
+  return functionCodeOf(makeZip({ 'index.mjs': source }));
 }
 
 export function sampleSync(overrides: { name?: string; uid?: string; suspend?: boolean } = {}): SecretSync {

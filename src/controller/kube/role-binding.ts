@@ -10,15 +10,18 @@ export interface DesiredRoleBinding extends ChildMeta {
   username: string;
 }
 
+/** The object as the controller writes it. */
+export const roleBindingBody = (d: DesiredRoleBinding): V1RoleBinding => ({
+  apiVersion: 'rbac.authorization.k8s.io/v1',
+  kind: 'RoleBinding',
+  metadata: { name: d.name, namespace: d.namespace, labels: d.labels, ownerReferences: [d.owner] },
+  roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: d.roleName },
+  subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: d.username }],
+});
+
 export const roleBindingManager = childManager<DesiredRoleBinding, V1RoleBinding>({
   kind: 'RoleBinding',
-  body: (d) => ({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: d.name, namespace: d.namespace, labels: d.labels, ownerReferences: [d.owner] },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: d.roleName },
-    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: d.username }],
-  }),
+  body: roleBindingBody,
   differs: (d, l) =>
     l.subjects?.length !== 1 || l.subjects[0]?.kind !== 'User' || l.subjects[0]?.name !== d.username,
   replaceBecause: (d, l) =>

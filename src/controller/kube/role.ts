@@ -44,14 +44,17 @@ const normRules = (rules: V1PolicyRule[] | undefined) =>
     })),
   );
 
+/** The object as the controller writes it. */
+export const roleBody = (d: DesiredRole): V1Role => ({
+  apiVersion: 'rbac.authorization.k8s.io/v1',
+  kind: 'Role',
+  metadata: { name: d.name, namespace: d.namespace, labels: d.labels, ownerReferences: [d.owner] },
+  rules: desiredRules(d),
+});
+
 export const roleManager = childManager<DesiredRole, V1Role>({
   kind: 'Role',
-  body: (d) => ({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: d.name, namespace: d.namespace, labels: d.labels, ownerReferences: [d.owner] },
-    rules: desiredRules(d),
-  }),
+  body: roleBody,
   differs: (d, l) => normRules(l.rules) !== normRules(desiredRules(d)),
   get: (env, id) => env.rbac.readNamespacedRole(id),
   post: (env, namespace, body) =>
