@@ -102,9 +102,9 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
   };
   const onUnauthorized = () => tokens.invalidate();
   const durationMs = () => Math.round(performance.now() - started);
-  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}, reason?: string) => {
+  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}) => {
     log.info({ ...ctx, outcome, ...fields, durationMs: durationMs() }, 'sync');
-    metrics(log, config, { outcome, reason, durationMs: durationMs(), keysWritten: 0 });
+    metrics(log, config, { outcome, durationMs: durationMs(), keysWritten: 0 });
     return { outcome };
   };
   const failed = (error: SyncError) => {
@@ -164,8 +164,7 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
         },
         payload.versionId,
       );
-      if (intact)
-        return done('Synced', { generation, versionId: payload.versionId, unchanged: true }, 'Unchanged');
+      if (intact) return done('Synced', { generation, versionId: payload.versionId, unchanged: true });
     }
     const result = await retryWhilePropagating(
       () =>
@@ -203,7 +202,6 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
     );
     metrics(log, config, {
       outcome: 'Synced',
-      reason: result.wrote ? 'Written' : 'Unchanged',
       durationMs: durationMs(),
       keysWritten: result.wrote ? c.added.length + c.updated.length + c.removed.length : 0,
     });

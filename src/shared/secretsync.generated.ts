@@ -43,7 +43,7 @@ export interface SecretSyncSpec {
   mergePolicy: "Merge" | "Replace";
   /** What happens to the target Secret when the SecretSync is deleted. Retain (default) keeps it; Delete deletes it. The AWS resources and the Role/RoleBinding are always removed. */
   deletionPolicy: "Retain" | "Delete";
-  /** Backstop: how often the controller invokes the function even if no change event arrived, as a Go duration between 1m and 8760h (for example 24h or 90m). "0" disables it. */
+  /** Backstop: how often the controller invokes the function even if no change event arrived, as a Go duration between 1m and 8760h (for example 24h or 90m). "0" disables it. A backstop run reads the value only if the stage moved or the target no longer holds what it wrote. */
   resyncInterval: string;
   /** When true, the controller stops invoking the function and disables the EventBridge rule; provisioned resources stay. Set back to false to resume. */
   suspend: boolean;
