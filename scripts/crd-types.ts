@@ -3,8 +3,8 @@ import { parse } from 'yaml';
 
 /**
  * Turns the CRD's openAPIV3Schema into TypeScript interfaces, so the CRD yaml stays the one
- * source of truth for the SecretSync shape. Covers the schema features the CRD uses: objects,
- * arrays, strings (with enums), integers, booleans; descriptions become doc comments.
+ * source of truth for the SecretSync shape. Covers the schema features the CRD uses: objects (maps
+ * too), arrays, strings (with enums), integers, booleans; descriptions become doc comments.
  */
 interface Schema {
   type?: string;
@@ -12,6 +12,7 @@ interface Schema {
   properties?: Record<string, Schema>;
   required?: string[];
   items?: Schema;
+  additionalProperties?: Schema;
   enum?: string[];
   default?: unknown;
 }
@@ -41,7 +42,8 @@ export function generateTypes(crdText: string): string {
       case 'array':
         return `${typeOf(s.items ?? {}, name.replace(/s$/, ''))}[]`;
       case 'object':
-        if (!s.properties) return 'Record<string, unknown>';
+        if (!s.properties)
+          return `Record<string, ${s.additionalProperties ? typeOf(s.additionalProperties, name) : 'unknown'}>`;
         emit(s, name);
         return name;
       default:

@@ -131,6 +131,9 @@ describe('examples/', () => {
     expect(specs.some((s) => s.deletionPolicy === 'Delete')).toBe(true);
     expect(specs.some((s) => typeof s.resyncInterval === 'string')).toBe(true);
     expect(specs.some((s) => Array.isArray((s.target as { keys?: unknown } | undefined)?.keys))).toBe(true);
+    expect(specs.some((s) => (s.target as { template?: unknown } | undefined)?.template !== undefined)).toBe(
+      true,
+    );
     expect(
       examples.some((e) => e.manifest.metadata?.annotations?.[FORCE_SYNC_ANNOTATION] !== undefined),
     ).toBe(true);

@@ -33,6 +33,9 @@ describe('the SecretSync CRD on a real API server', () => {
     expect(stdout).toMatch(/mergePolicy\s+<string>/);
     const source = await kubectl(['explain', 'secretsync.spec.source.secretId']);
     expect(source.stdout).toContain('resolved once to the full ARN with DescribeSecret');
+    const template = await kubectl(['explain', 'secretsync.spec.target.template']);
+    expect(template.stdout).toContain('logic-less templates');
+    expect(template.stdout).toMatch(/copyKeys\s+<boolean>/);
   });
 
   it('accepts a minimal SecretSync and fills in the defaults', async () => {
@@ -70,6 +73,28 @@ describe('the SecretSync CRD on a real API server', () => {
         suspend: true,
       }),
     ).resolves.toBeTruthy();
+  });
+
+  it('accepts templates: JSON text, blanks in placeholders, dotted names, copyKeys with target.keys', async () => {
+    const ns = await freshNamespace('crd');
+    const data = {
+      DATABASE_URL: 'postgres://{{ username }}:{{password}}@{{\thost\n}}:5432/app',
+      'config.json': '{"db":{"port":{{ port }}}}',
+      'tls.crt': '{{ tls.crt }}',
+      spaced: '{{ db password }}',
+      constant: 'require',
+      long: `${'x'.repeat(8180)}{{ a }}`,
+    };
+    const created = (await create(ns, 'tpl', {
+      source: { secretId: 'prod/db' },
+      target: { keys: [{ from: 'username', to: 'user' }], template: { copyKeys: true, data } },
+    })) as { spec: { target: { template: unknown } } };
+    expect(created.spec.target.template).toEqual({ copyKeys: true, data });
+    const defaulted = (await create(ns, 'tpl2', {
+      source: { secretId: 'prod/db' },
+      target: { template: { data: { url: '{{ a }}' } } },
+    })) as { spec: { target: { template: unknown } } };
+    expect(defaulted.spec.target.template).toEqual({ copyKeys: false, data: { url: '{{ a }}' } });
   });
 
   it.each(INVALID_SECRETSYNCS)('rejects $name with a readable message', async (c) => {

@@ -229,6 +229,97 @@ export const INVALID_SECRETSYNCS: InvalidCase[] = [
     expect: /resyncInterval must be "0" or a duration between 1m and 8760h/,
   },
   {
+    name: 'template key that is not a Secret key',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { 'db url': '{{ a }}' } } } },
+    expect: /each key of target.template.data must be a valid Secret key/,
+  },
+  {
+    name: 'template key starting with ".."',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { '..data': '{{ a }}' } } } },
+    expect: /each key of target.template.data must be a valid Secret key .*not starting with '\.\.'/,
+  },
+  {
+    name: 'template with an unclosed placeholder',
+    spec: {
+      source: { secretId: 'db' },
+      target: { template: { data: { url: 'postgres://{{ username @db:5432/app' } } },
+    },
+    expect:
+      /spec.target.template.data\[url\]: Invalid value: .*: every \{\{ must be closed by \}\} with the name of an AWS key in between/,
+  },
+  {
+    name: 'template with an empty placeholder',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { url: 'x{{ }}y' } } } },
+    expect: /every \{\{ must be closed by \}\} with the name of an AWS key/,
+  },
+  {
+    name: 'template with mustache triple braces',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { pw: '{{{ password }}}' } } } },
+    expect: /\{\{\{ is not allowed: values are inserted as they are, never escaped/,
+  },
+  {
+    name: 'template with a mustache section',
+    spec: {
+      source: { secretId: 'db' },
+      target: { template: { data: { pw: '{{#password}}set{{/password}}' } } },
+    },
+    expect: /templates are logic-less: a placeholder holds the name of one AWS key/,
+  },
+  {
+    name: 'template with a Go-template field',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { pw: '{{ .password }}' } } } },
+    expect: /templates are logic-less: .*Go-template fields/,
+  },
+  {
+    name: 'template longer than 8192 characters',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { big: 'x'.repeat(8193) } } } },
+    expect: /spec.target.template.data.big: Too long: may not be more than 8192/,
+  },
+  {
+    name: 'template not a string',
+    spec: { source: { secretId: 'db' }, target: { template: { data: { port: 5432 } } } },
+    expect: /spec.target.template.data.port in body must be of type string/,
+  },
+  {
+    name: 'template without data',
+    spec: { source: { secretId: 'db' }, target: { template: { copyKeys: true } } },
+    expect: /spec.target.template.data: Required value/,
+  },
+  {
+    name: 'template with no keys',
+    spec: { source: { secretId: 'db' }, target: { template: { data: {} } } },
+    expect: /spec.target.template.data: Invalid value: .*should have at least 1 properties/,
+  },
+  {
+    name: 'more than 50 template keys',
+    spec: {
+      source: { secretId: 'db' },
+      target: {
+        template: { data: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'x'])) },
+      },
+    },
+    expect: /spec.target.template.data: Too many: 51: must have at most 50/,
+  },
+  {
+    name: 'target.keys next to a template that copies nothing',
+    spec: {
+      source: { secretId: 'db' },
+      target: { keys: [{ from: 'password' }], template: { data: { url: '{{ password }}' } } },
+    },
+    expect: /set target.template.copyKeys to true to copy the selected keys too, or remove target.keys/,
+  },
+  {
+    name: 'a key both copied by target.keys and templated',
+    spec: {
+      source: { secretId: 'db' },
+      target: {
+        keys: [{ from: 'pw', to: 'password' }],
+        template: { copyKeys: true, data: { password: 'x{{ pw }}' } },
+      },
+    },
+    expect: /a Secret key is both copied by target.keys and written by target.template.data/,
+  },
+  {
     name: 'name too long for the access entry username',
     spec: { source: { secretId: 'db' } },
     metadataName: `s${'x'.repeat(70)}`,

@@ -233,6 +233,73 @@ describe('the sync function on the test bed', () => {
     expect(counts(ss)).toEqual({ added: 0, updated: 1, unchanged: 1, removed: 0, kept: 0 });
   });
 
+  it('spec.target.template renders values unescaped; a key AWS lacks is InvalidTemplate and leaves the Secret untouched', async () => {
+    const canary = `c&<a>"n/a@r:y-${randomBytes(8).toString('hex')}`;
+    const p = await provision(json({ username: 'app', password: canary, host: 'db.internal', port: 5432 }), {
+      target: {
+        template: {
+          copyKeys: false,
+          data: {
+            DATABASE_URL: 'postgres://{{ username }}:{{password}}@{{ host }}:{{ port }}/app',
+            'config.json': '{"db":{"port":{{ port }}}}',
+          },
+        },
+      },
+    });
+    expect(decoded(await readTarget(p))).toEqual({
+      DATABASE_URL: `postgres://app:${canary}@db.internal:5432/app`,
+      'config.json': '{"db":{"port":5432}}',
+    });
+    expect(lambdaOwned(await readTarget(p), p.name)).toEqual(['DATABASE_URL', 'config.json']);
+    expect(p.ss.status?.syncedKeys).toBe(2);
+
+    // The function reads the template at run time: a spec change alone re-renders. copyKeys adds the
+    // selected keys; config.json, no longer templated, is removed (it was this SecretSync's).
+    await customObjects().patchNamespacedCustomObject(
+      {
+        ...api,
+        namespace: p.ns,
+        name: p.name,
+        body: {
+          spec: {
+            target: {
+              keys: [{ from: 'username', to: 'DB_USER' }],
+              template: {
+                copyKeys: true,
+                data: { 'config.json': null, DATABASE_URL: 'postgres://{{ username }}@{{ host }}/app' },
+              },
+            },
+          },
+        },
+      },
+      mergePatch,
+    );
+    const want = { DATABASE_URL: 'postgres://app@db.internal/app', DB_USER: 'app' };
+    await eventually('the re-rendered template', async () =>
+      JSON.stringify(decoded(await readTarget(p))) === JSON.stringify(want) ? true : undefined,
+    );
+    await idle();
+
+    // AWS loses `host`, which the template uses: nothing is written, the status names the keys only.
+    const before = await readTarget(p);
+    const lastGood = (await getSecretSync(p.ns, p.name))!.status?.syncedVersionId;
+    await putValue(p.arn, json({ username: 'app', password: canary }));
+    await idle();
+    const ss = await failedWith(p, 'InvalidTemplate');
+    const synced = condition(ss, 'Synced')!;
+    expect(synced.message).toContain('"DATABASE_URL" uses "host", but the AWS secret has no such key');
+    expect(ss.status?.syncedVersionId).toBe(lastGood);
+    const after = await readTarget(p);
+    expect(decoded(after)).toEqual(want);
+    expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
+    // A permanent error: reported once, no Lambda retries; no value in the logs or the status.
+    const failed = (await syncRecords(p.fn)).filter((r) => r.outcome === 'Failed');
+    expect(failed.map((r) => r.reason)).toEqual(['InvalidTemplate']);
+    const logs = (await logLines(p.fn)).map((l) => l.text).join('\n');
+    expect(logs.includes(canary)).toBe(false);
+    expect(json(ss).includes(canary)).toBe(false);
+  });
+
   it('a key invalid for Kubernetes fails with InvalidKey naming it, and leaves the Secret untouched', async () => {
     const p = await provision(json({ a: '1' }));
     const before = await readTarget(p);

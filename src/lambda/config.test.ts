@@ -190,8 +190,35 @@ describe('specOf', () => {
       targetName: 'db',
       versionStage: 'AWSCURRENT',
       keyMapping: undefined,
+      template: undefined,
       mergePolicy: 'Merge',
     });
+  });
+
+  it('reads a template: parsed, copyKeys defaulting to false', () => {
+    const got = specOf(
+      ss({ target: { template: { data: { url: 'postgres://{{ username }}:{{password}}@db/app' } } } }),
+      'db',
+    );
+    expect(got.template?.copyKeys).toBe(false);
+    expect([...(got.template?.data ?? [])]).toEqual([
+      [
+        'url',
+        [
+          { text: 'postgres://' },
+          { key: 'username' },
+          { text: ':' },
+          { key: 'password' },
+          { text: '@db/app' },
+        ],
+      ],
+    ]);
+    const withKeys = specOf(
+      ss({ target: { keys: [{ from: 'a' }], template: { data: { b: '{{ a }}' }, copyKeys: true } } }),
+      'db',
+    );
+    expect(withKeys.template?.copyKeys).toBe(true);
+    expect(withKeys.keyMapping).toEqual([{ from: 'a' }]);
   });
 
   it('reads what the spec says, 100 mappings of the longest names included', () => {
@@ -238,6 +265,39 @@ describe('specOf', () => {
       'two entries mapping to one key',
       { target: { keys: [{ from: 'a', to: 'x' }, { from: 'x' }] } },
       'spec.target.keys[1] maps to "x" again',
+    ],
+    ['template not an object', { target: { template: 'x' } }, 'spec.target.template must be an object'],
+    ['template without data', { target: { template: {} } }, 'spec.target.template.data must be a map'],
+    ['template with no keys', { target: { template: { data: {} } } }, 'must have at least one key'],
+    [
+      'template key not a Secret key',
+      { target: { template: { data: { 'a b': 'x' } } } },
+      'spec.target.template.data["a b"]: not a valid Secret key',
+    ],
+    [
+      'unclosed placeholder',
+      { target: { template: { data: { url: '{{ user' } } } },
+      'spec.target.template.data["url"]: every {{ must be closed by }}',
+    ],
+    [
+      'a mustache section',
+      { target: { template: { data: { url: '{{#user}}x{{/user}}' } } } },
+      '"{{#user}}" is not a key name: templates are logic-less',
+    ],
+    [
+      'template not a string',
+      { target: { template: { data: { url: 1 } } } },
+      'spec.target.template.data["url"] must be a string of at most 8192 characters',
+    ],
+    [
+      'copyKeys not a boolean',
+      { target: { template: { data: { a: 'x' }, copyKeys: 'yes' } } },
+      'copyKeys must be true or false',
+    ],
+    [
+      'keys with a template that copies nothing',
+      { target: { keys: [{ from: 'a' }], template: { data: { b: '{{ a }}' } } } },
+      'spec.target.keys is set but spec.target.template.copyKeys is not',
     ],
     [
       'more than 100 entries',

@@ -7,6 +7,13 @@
 import { X509Certificate } from 'node:crypto';
 import { quoteKey, SyncError } from './errors.ts';
 import { isValidSecretKey, type KeyMapping, SECRET_KEY_RULE } from './payload.ts';
+import {
+  MAX_TEMPLATE_LENGTH,
+  MAX_TEMPLATES,
+  parseTemplate,
+  type TargetTemplate,
+  type TemplatePart,
+} from './template.ts';
 
 export const ENV = {
   secretArn: 'SECRETSYNC_SECRET_ARN',
@@ -48,6 +55,8 @@ export interface SyncSpec {
   versionStage: string;
   /** undefined = copy every key under its own name. */
   keyMapping: KeyMapping[] | undefined;
+  /** undefined = no template: the (mapped) AWS keys are what the Secret gets. */
+  template: TargetTemplate | undefined;
   mergePolicy: MergePolicy;
 }
 
@@ -124,7 +133,7 @@ export interface SecretSyncRead {
   metadata: { name?: string; generation?: number };
   spec?: {
     source?: { versionStage?: string };
-    target?: { name?: string; keys?: unknown };
+    target?: { name?: string; keys?: unknown; template?: unknown };
     mergePolicy?: string;
   };
 }
@@ -143,12 +152,18 @@ export function specOf(ss: SecretSyncRead, syncName: string): SyncSpec {
   if (!isMergePolicy(mergePolicy))
     problems.push(`spec.mergePolicy must be ${MERGE_POLICIES.join(' or ')} (got ${shown(mergePolicy)})`);
   const keyMapping = parseKeyMapping(spec.target?.keys, problems);
+  const template = parseTargetTemplate(spec.target?.template, problems);
+  if (template !== undefined && !template.copyKeys && keyMapping !== undefined)
+    problems.push(
+      'spec.target.keys is set but spec.target.template.copyKeys is not: nothing would be copied',
+    );
   if (problems.length > 0) throw invalid(problems, 'SecretSync spec');
   return {
     generation: ss.metadata.generation,
     targetName,
     versionStage,
     keyMapping,
+    template,
     mergePolicy: mergePolicy as MergePolicy,
   };
 }
@@ -256,4 +271,38 @@ function parseKeyMapping(raw: unknown, problems: string[]): KeyMapping[] | undef
     mapping.push(to === undefined ? { from } : { from, to });
   }
   return mapping;
+}
+
+function parseTargetTemplate(raw: unknown, problems: string[]): TargetTemplate | undefined {
+  const name = 'spec.target.template';
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push(`${name} must be an object {data, copyKeys?}`);
+    return undefined;
+  }
+  const { data, copyKeys = false, ...rest } = raw as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) problems.push(`${name} has unknown field ${extra.map(quoteKey).join(', ')}`);
+  if (typeof copyKeys !== 'boolean') problems.push(`${name}.copyKeys must be true or false`);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    problems.push(`${name}.data must be a map of Secret key to template`);
+    return undefined;
+  }
+  const entries = Object.entries(data as Record<string, unknown>);
+  if (entries.length === 0) problems.push(`${name}.data must have at least one key`);
+  if (entries.length > MAX_TEMPLATES)
+    problems.push(`${name}.data has ${entries.length} keys, at most ${MAX_TEMPLATES}`);
+  const parsed = new Map<string, TemplatePart[]>();
+  for (const [key, text] of entries) {
+    const at = `${name}.data[${quoteKey(key)}]`;
+    if (!isValidSecretKey(key)) problems.push(`${at}: not a valid Secret key (${SECRET_KEY_RULE})`);
+    if (typeof text !== 'string' || Array.from(text).length > MAX_TEMPLATE_LENGTH) {
+      problems.push(`${at} must be a string of at most ${MAX_TEMPLATE_LENGTH} characters`);
+      continue;
+    }
+    const parts = parseTemplate(text);
+    if (typeof parts === 'string') problems.push(`${at}: ${parts}`);
+    else parsed.set(key, parts);
+  }
+  return { data: parsed, copyKeys: copyKeys === true };
 }

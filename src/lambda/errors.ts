@@ -1,13 +1,15 @@
 // Typed errors of the sync function. Each ends up as the Synced condition's reason, so the reasons
 // are stable CamelCase strings, and every message is safe to show on the SecretSync status: it may
-// name configuration (ARNs, Secret names, env vars) but never a secret value. Only InvalidKey and
-// KeyConflict name a key from the secret, because the user cannot fix either without knowing which.
+// name configuration (ARNs, Secret names, env vars) but never a secret value. Only InvalidKey,
+// KeyConflict and InvalidTemplate name a key from the secret, because the user cannot fix them
+// without knowing which.
 
 export const SYNC_REASONS = [
   'SecretNotFound',
   'AccessDenied',
   'DecryptionFailed',
   'InvalidKey',
+  'InvalidTemplate',
   'TooLarge',
   'TargetMissing',
   'Forbidden',

@@ -7,13 +7,17 @@
 //   string as UTF-8, untouched.
 // - SecretBinary → key `value`, the bytes as they are.
 // - A key mapping then selects and renames; a mapped `from` the secret lacks is InvalidPayload.
+// - A template (template.ts) builds keys from the secret's keys as parsed, before the mapping; the
+//   Secret then gets the templated keys only, or with copyKeys the mapped keys too (a templated key
+//   taking the place of a copied one of the same name).
 // - Every resulting key must be a valid Secret key (InvalidKey) and the total must fit Kubernetes'
 //   Secret size limit (TooLarge). Nothing is written when either fails.
 // - Text that is not valid Unicode (an unpaired UTF-16 surrogate, which JSON's \uD800 escapes can
 //   carry) has no exact UTF-8 form: InvalidPayload, rather than writing U+FFFD and reporting Synced.
-// Errors name keys (InvalidKey, missing mapped keys) but never values.
+// Errors name keys (InvalidKey, missing mapped keys, InvalidTemplate) but never values.
 
 import { quoteKey, SyncError } from './errors.ts';
+import { renderTemplates, type TargetTemplate } from './template.ts';
 
 /** The fields of GetSecretValueCommandOutput this module reads. */
 export interface SecretValue {
@@ -57,9 +61,19 @@ export const MAX_SECRET_DATA_BYTES = 1024 * 1024;
 
 const MAX_KEYS_LISTED = 5;
 
-/** Parse, map and validate: the keys the target Secret should hold. */
-export function secretDataFrom(value: SecretValue, mapping: readonly KeyMapping[] | undefined): SecretData {
-  const data = applyKeyMapping(parseSecretValue(value), mapping);
+/** Parse, map, render and validate: the keys the target Secret should hold. */
+export function secretDataFrom(
+  value: SecretValue,
+  mapping: readonly KeyMapping[] | undefined,
+  template?: TargetTemplate,
+): SecretData {
+  const parsed = parseSecretValue(value);
+  const copied: SecretData =
+    template === undefined || template.copyKeys ? applyKeyMapping(parsed, mapping) : new Map();
+  const data =
+    template === undefined
+      ? copied
+      : new Map([...copied, ...renderTemplates(template, parsed, MAX_SECRET_DATA_BYTES)]);
   validateSecretData(data);
   return data;
 }

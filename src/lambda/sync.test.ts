@@ -29,6 +29,7 @@ const spec = {
   targetName: 'db',
   versionStage: 'AWSCURRENT',
   keyMapping: undefined,
+  template: undefined,
   mergePolicy: 'Merge' as 'Merge' | 'Replace',
 };
 

@@ -67,7 +67,7 @@ export async function runSync(deps: SyncDeps): Promise<SyncResult> {
     if (awsRead.status === 'rejected') throw awsRead.reason;
     const current = awsRead.value;
     // Parse and validate before writing: a bad payload must leave the Secret as it is.
-    const desired = secretDataFrom(current.value, spec.keyMapping);
+    const desired = secretDataFrom(current.value, spec.keyMapping, spec.template);
     if (kubeRead.status === 'rejected') throw kubeRead.reason;
     const secret = kubeRead.value;
     const managed = secret.body.metadata.managedFields;

@@ -23,6 +23,14 @@ export interface SecretSyncSpecTargetKey {
   to?: string;
 }
 
+/** Builds Secret values from the AWS secret's keys with logic-less templates, for example DATABASE_URL: "postgres://{{ username }}:{{ password }}@db:5432/app". Each {{ name }} is replaced by the value of that key of the AWS secret as the function reads it (before target.keys renames anything; "value" for a plain or binary secret), inserted byte for byte and never escaped. With a template the Secret gets only the templated keys, unless copyKeys is true. A name the AWS secret lacks fails the sync with Synced=False, InvalidTemplate, and nothing is written. */
+export interface SecretSyncSpecTargetTemplate {
+  /** Secret key → template. Keys follow the Secret key rules (letters, digits, '-', '_' and '.'). A template is text with {{ name }} placeholders: the name is the AWS key, blanks around it are ignored; single braces and }} are plain text (JSON templates work), {{ cannot be written as text, and there are no sections, conditions, loops or functions. */
+  data: Record<string, string>;
+  /** Also copy the AWS keys (every key, or those target.keys selects) next to the templated ones. A templated key takes the place of a copied key of the same name. */
+  copyKeys: boolean;
+}
+
 /** The Kubernetes Secret to write, in the SecretSync's namespace. */
 export interface SecretSyncSpecTarget {
   /** Name of the target Secret. Defaults to the SecretSync's name. The controller creates it empty if it does not exist; the function may get, update and patch this one Secret and nothing else. When changed, the new Secret is filled and the old one is kept (deletionPolicy Retain) or deleted (Delete). */
@@ -31,6 +39,8 @@ export interface SecretSyncSpecTarget {
   type: "Opaque" | "kubernetes.io/tls" | "kubernetes.io/basic-auth";
   /** Which keys of a JSON secret to copy and under what names. Omitted: every key is copied under its own name. A plain (non-JSON) secret has the single key "value"; a binary secret too. */
   keys?: SecretSyncSpecTargetKey[];
+  /** Builds Secret values from the AWS secret's keys with logic-less templates, for example DATABASE_URL: "postgres://{{ username }}:{{ password }}@db:5432/app". Each {{ name }} is replaced by the value of that key of the AWS secret as the function reads it (before target.keys renames anything; "value" for a plain or binary secret), inserted byte for byte and never escaped. With a template the Secret gets only the templated keys, unless copyKeys is true. A name the AWS secret lacks fails the sync with Synced=False, InvalidTemplate, and nothing is written. */
+  template?: SecretSyncSpecTargetTemplate;
 }
 
 /** What to sync, where to, and how. */
