@@ -157,6 +157,12 @@ export function specOf(ss: SecretSyncRead, syncName: string): SyncSpec {
     problems.push(
       'spec.target.keys is set but spec.target.template.copyKeys is not: nothing would be copied',
     );
+  // As the CRD: a key both copied and templated would have two writers in one spec.
+  const both = (keyMapping ?? []).map((m) => m.to ?? m.from).filter((k) => template?.data.has(k));
+  if (template !== undefined && both.length > 0)
+    problems.push(
+      `a Secret key is both copied by target.keys and written by target.template.data: ${both.map(quoteKey).join(', ')}`,
+    );
   if (problems.length > 0) throw invalid(problems, 'SecretSync spec');
   return {
     generation: ss.metadata.generation,
