@@ -378,8 +378,8 @@ describe('the sync function on the test bed', () => {
     }
     expect(runs.map((r) => [r.metrics[0]!.Outcome, r.metrics[0]!.Reason, r.metrics[0]!.KeysWritten])).toEqual(
       [
-        ['Synced', 'Written', 2],
-        ['Synced', 'Written', 1],
+        ['Synced', 'Synced', 2],
+        ['Synced', 'Synced', 1],
         ['Failed', 'InvalidKey', 0],
       ],
     );
