@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import { createMetrics } from '../../src/controller/metrics.ts';
 import { binaries } from '../testbed/paths.ts';
-import { freshNamespace, kubectl } from './support.ts';
+import { freshNamespace, kubectl, runTool } from './support.ts';
 
 /**
  * The chart's monitoring objects: chart-testing's ci/ values files lint clean; the ServiceMonitor,
@@ -24,34 +23,7 @@ const PROMETHEUS_RULE_CRD = join(root, 'e2e/tests/prometheusrule-crd.yaml');
 const work = mkdtempSync(join(tmpdir(), 'secretsync-chart-monitoring-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function run(
-  file: string,
-  args: string[],
-  input = '',
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // Helm keeps its cache and config in the throwaway directory, not the user's home.
-    const child = spawn(file, args, {
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: join(work, 'helm/cache'),
-        HELM_CONFIG_HOME: join(work, 'helm/config'),
-        HELM_DATA_HOME: join(work, 'helm/data'),
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const run = (file: string, args: string[], input = '') => runTool(file, args, join(work, 'helm'), input);
 
 interface K8sObject {
   apiVersion: string;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,7 +26,15 @@ import {
   waitReady,
   ZIP,
 } from './controller-support.ts';
-import { adminKubeConfig, bed, core, customObjects, freshNamespace, tokenKubeConfig } from './support.ts';
+import {
+  adminKubeConfig,
+  bed,
+  core,
+  customObjects,
+  freshNamespace,
+  runTool,
+  tokenKubeConfig,
+} from './support.ts';
 
 /**
  * The Helm chart against the test bed's real kube-apiserver: lint and schema, every rendered
@@ -42,35 +49,7 @@ const CHART = join(root, 'charts/secretsync');
 const helmHome = mkdtempSync(join(tmpdir(), 'secretsync-helm-'));
 afterAll(() => rmSync(helmHome, { recursive: true, force: true }));
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(file: string, args: string[], input?: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: join(helmHome, 'cache'),
-        HELM_CONFIG_HOME: join(helmHome, 'config'),
-        HELM_DATA_HOME: join(helmHome, 'data'),
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+const exec = (file: string, args: string[], input?: string) => runTool(file, args, helmHome, input);
 
 const helm = (args: string[]) => exec(binaries.helm(), args);
 const kubectlIn = (args: string[], input?: string) =>

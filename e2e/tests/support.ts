@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { inject } from 'vitest';
@@ -63,4 +64,39 @@ export const awsConfig = () => ({
 export function statusOf(err: unknown): number | undefined {
   const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
   return e.code ?? e.statusCode ?? e.response?.statusCode;
+}
+
+/** A finished process: its exit code (-1 when killed) and output. */
+export interface Exited {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `file` to its end, `input` on stdin, never throwing for a non-zero exit (tests read `code`).
+ * Helm keeps its cache and config under `helmHome`, a throwaway directory, not the user's home.
+ */
+export function runTool(file: string, args: string[], helmHome: string, input = ''): Promise<Exited> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: join(helmHome, 'cache'),
+        HELM_CONFIG_HOME: join(helmHome, 'config'),
+        HELM_DATA_HOME: join(helmHome, 'data'),
+      },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }
