@@ -194,13 +194,13 @@ describe('an AWS as unkind as the real one', () => {
     process.stdout.write(`[unkind] ${JSON.stringify(figures)}\n`);
   });
 
-  /** The function's JSON log records with `msg` (e.g. its propagation waits), newest last. */
+  /** The function's JSON log records with `message` (e.g. its propagation waits), newest last. */
   async function logRecords(fn: string, msg: string): Promise<Record<string, unknown>[]> {
     const out: Record<string, unknown>[] = [];
     for (const l of await logLines(fn)) {
       if (l.stream !== 'stdout' || !l.text.startsWith('{')) continue;
       const r = JSON.parse(l.text) as Record<string, unknown>;
-      if (r.msg === msg) out.push(r);
+      if (r.message === msg) out.push(r);
     }
     return out;
   }
