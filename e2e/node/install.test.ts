@@ -165,6 +165,22 @@ describe.sequential('helm install on a real node', () => {
     expect(line, images).toBeDefined();
     // REF TYPE DIGEST SIZE PLATFORMS LABELS: the compressed size containerd reports.
     figures.imageSize = line!.split(/\s+/).slice(3, 5).join(' ');
+    // The CLI is on the image's PATH (`kubectl exec deploy/secretsync -- secretsync doctor …`).
+    const policy = await node.ctr([
+      'run',
+      '--rm',
+      IMAGES.app,
+      `secretsync-cli-${process.pid}`,
+      'secretsync',
+      'iam-policy',
+      '--account',
+      '123456789012',
+      '--region',
+      'eu-west-1',
+      '--cluster',
+      'c1',
+    ]);
+    expect(JSON.parse(policy)).toMatchObject({ Version: '2012-10-17' });
   });
 
   it('helm install: two replicas Ready as uid 65532 on a read-only root, one holds the Lease', async () => {
