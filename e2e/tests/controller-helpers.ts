@@ -1,12 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  GetRolePolicyCommand,
+  IAMClient,
+  ListRolePoliciesCommand,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { RunningController } from '../../src/controller/controller.ts';
 import { clusterArn, type ResourceNames, resourceNames } from '../../src/controller/naming.ts';
 import type { ProcessResult } from '../../src/controller/workqueue.ts';
 import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import { api, condition, getSecretSync } from './controller-support.ts';
-import { bed, control, core, customObjects, rbac, tokenKubeConfig } from './support.ts';
+import { awsConfig, bed, control, core, customObjects, rbac, tokenKubeConfig } from './support.ts';
 
 /**
  * Helpers for the controller's reconcile and runtime tests: a controller with its own Kubernetes
@@ -218,4 +224,31 @@ export function metric(text: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
   }
   return 0;
+}
+
+/**
+ * Drift only a read shows: the function role's inline policy broadened out of band (every Secrets
+ * Manager action on every secret). `restored()` says whether it is back to what the controller wrote.
+ */
+export async function broadenInlinePolicy(RoleName: string): Promise<{ restored: () => Promise<boolean> }> {
+  const iam = new IAMClient(awsConfig());
+  const [PolicyName] = (await iam.send(new ListRolePoliciesCommand({ RoleName }))).PolicyNames!;
+  const read = async () =>
+    JSON.parse(
+      decodeURIComponent(
+        (await iam.send(new GetRolePolicyCommand({ RoleName, PolicyName }))).PolicyDocument!,
+      ),
+    ) as unknown;
+  const original = JSON.stringify(await read());
+  await iam.send(
+    new PutRolePolicyCommand({
+      RoleName,
+      PolicyName,
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'secretsmanager:*', Resource: '*' }],
+      }),
+    }),
+  );
+  return { restored: async () => JSON.stringify(await read()) === original };
 }

@@ -17,7 +17,6 @@ import {
   DeleteRoleCommand,
   DeleteRolePolicyCommand,
   GetRoleCommand,
-  GetRolePolicyCommand,
   IAMClient,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
@@ -39,6 +38,7 @@ import type { SecretSync } from '../../src/shared/secretsync.generated.ts';
 import {
   auditEvents,
   awsCalls,
+  broadenInlinePolicy,
   clearFaults,
   controllerCalls,
   controllerIdentity,
@@ -284,26 +284,10 @@ describe('controller reconcile, called directly against a real API server and mo
     });
 
     it('role inline policy broadened → one PutRolePolicy restoring it', async () => {
-      const RoleName = s.names.roleName;
-      const [PolicyName] = (await iam().send(new ListRolePoliciesCommand({ RoleName }))).PolicyNames!;
-      const read = async () =>
-        decodeURIComponent(
-          (await iam().send(new GetRolePolicyCommand({ RoleName, PolicyName }))).PolicyDocument!,
-        );
-      const original = await read();
-      await iam().send(
-        new PutRolePolicyCommand({
-          RoleName,
-          PolicyName,
-          PolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Action: 'secretsmanager:*', Resource: '*' }],
-          }),
-        }),
-      );
+      const policy = await broadenInlinePolicy(s.names.roleName);
       const { calls } = await pass(s.ns, s.name);
       expect(opsOf(writesOf(calls))).toEqual(['PutRolePolicy']);
-      expect(JSON.parse(await read())).toEqual(JSON.parse(original));
+      expect(await policy.restored()).toBe(true);
       expect(writesOf((await pass(s.ns, s.name)).calls)).toEqual([]);
     });
 

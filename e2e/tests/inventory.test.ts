@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { DeleteAccessEntryCommand, DescribeAccessEntryCommand, EKSClient } from '@aws-sdk/client-eks';
 import { DescribeRuleCommand, DisableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import {
-  GetRolePolicyCommand,
-  IAMClient,
-  ListRolePoliciesCommand,
-  PutRolePolicyCommand,
-} from '@aws-sdk/client-iam';
 import { DeleteFunctionCommand, GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient, UntagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCalls, type CallRecord, namesFor, patchSecretSyncStatus } from './controller-helpers.ts';
+import {
+  awsCalls,
+  broadenInlinePolicy,
+  type CallRecord,
+  namesFor,
+  patchSecretSyncStatus,
+} from './controller-helpers.ts';
 import {
   applySecretSync,
   condition,
@@ -38,7 +38,6 @@ const DEEP_MS = 10 * 60_000;
 const NS_TAG = 'secretsync.io/namespaces';
 
 const lambda = () => new LambdaClient(awsConfig());
-const iam = () => new IAMClient(awsConfig());
 const events = () => new EventBridgeClient(awsConfig());
 const eks = () => new EKSClient(awsConfig());
 const exists = (p: Promise<unknown>) =>
@@ -139,25 +138,7 @@ describe('the inventory pass, on its own timers', () => {
 
   it('what only a read shows (an inline policy broadened) waits for the deep check, which repairs it', async () => {
     const s = await provisioned('deep');
-    const RoleName = s.names.roleName;
-    const [PolicyName] = (await iam().send(new ListRolePoliciesCommand({ RoleName }))).PolicyNames!;
-    const read = async () =>
-      decodeURIComponent(
-        (await iam().send(new GetRolePolicyCommand({ RoleName, PolicyName }))).PolicyDocument!,
-      );
-    const original = await read();
-    await iam().send(
-      new PutRolePolicyCommand({
-        RoleName,
-        PolicyName,
-        PolicyDocument: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Action: 'secretsmanager:*', Resource: '*' }],
-        }),
-      }),
-    );
-    const same = async () =>
-      JSON.stringify(JSON.parse(await read())) === JSON.stringify(JSON.parse(original));
+    const { restored: same } = await broadenInlinePolicy(s.names.roleName);
     // Three inventory periods: the lists show no inline policy, so nothing is done.
     await new Promise((r) => setTimeout(r, 3 * RESYNC_MS + 500));
     expect(await same()).toBe(false);
