@@ -115,12 +115,16 @@ function transientFailure(ss: SecretSync, lastRun: number): boolean {
  * access changed included (IAM propagation). Costs nothing: DescribeSecret is read every pass anyway.
  * A permanent failure (InvalidKey, TooLarge, a denial long after any change…) waits for the next change.
  */
+/** The version the SecretSync's stage points to in a listing or a DescribeSecret answer. */
+export const stageVersion = (ss: SecretSync, source: { stageVersions: Record<string, string> }) =>
+  source.stageVersions[ss.spec.source.versionStage ?? 'AWSCURRENT'];
+
 export function missedChange(
   ss: SecretSync,
   source: { stageVersions: Record<string, string>; lastChangedDate: Date | undefined },
   now: number,
 ): boolean {
-  const current = source.stageVersions[ss.spec.source.versionStage ?? 'AWSCURRENT'];
+  const current = stageVersion(ss, source);
   if (!current || current === ss.status?.syncedVersionId) return false;
   const since = (t: string | undefined) => now - (t ? Date.parse(t) : 0);
   if (since(ss.status?.lastInvokeTime) < EVENT_GRACE_MS) return false;

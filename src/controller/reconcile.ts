@@ -12,7 +12,7 @@ import { listedSecret } from './aws/inventory.ts';
 import type { ReconcileDeps } from './deps.ts';
 import { type Intent, isFull, knownFrom, planHash, planOf } from './drift.ts';
 import { settled } from './informer.ts';
-import { decideTrigger, FORCE_SYNC_ANNOTATION, functionUsable, invoke } from './invocation.ts';
+import { decideTrigger, FORCE_SYNC_ANNOTATION, functionUsable, invoke, stageVersion } from './invocation.ts';
 import {
   applyStatus,
   type ControllerStatus,
@@ -297,19 +297,18 @@ async function resyncOnly(pass: Pass): Promise<ProcessResult> {
   if (!arn || !ready) return undefined;
   const forceSync = ss.metadata.annotations?.[FORCE_SYNC_ANNOTATION];
   const trigger = forceSync !== undefined && forceSync !== ss.status?.lastForceSync ? 'force-sync' : 'resync';
-  const listed = listedSecret(
-    deps.inventory?.()?.regions.get(pass.region),
-    ss.spec.source.secretId,
-    ss.status?.secretArn,
-  );
-  const versionId = listed?.stageVersions[ss.spec.source.versionStage ?? 'AWSCURRENT'];
-  await invokeAndRecord(
-    pass,
-    arn,
-    trigger,
-    (deps.now ?? Date.now)(),
-    trigger === 'resync' ? versionId : undefined,
-  );
+  // A backstop run is handed the stage's listed version: the function reads nothing if the target
+  // holds it untouched. A force-sync reads fresh (a user asked).
+  const listed =
+    trigger === 'resync'
+      ? listedSecret(
+          deps.inventory?.()?.regions.get(pass.region),
+          ss.spec.source.secretId,
+          ss.status?.secretArn,
+        )
+      : undefined;
+  const versionId = listed && stageVersion(ss, listed);
+  await invokeAndRecord(pass, arn, trigger, (deps.now ?? Date.now)(), versionId);
   await pass.finish({ status: ready.status, reason: ready.reason, message: ready.message });
   return undefined;
 }

@@ -2,9 +2,10 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 
 /**
- * One HTTP exchange over node:http(s) with a keep-alive agent: what the function's two clients (the
- * API server and Secrets Manager) share. Not fetch: Node loads its undici on first use, which costs
- * the cold start tens of milliseconds and megabytes (see scripts/build.ts on node:http's getters).
+ * One HTTP exchange over node:http(s) with a keep-alive agent, for the function's Kubernetes client
+ * (kube-client.ts; Secrets Manager goes through the SDK's own handler). Not fetch: Node loads its
+ * undici on first use, which costs the cold start tens of milliseconds and megabytes (see
+ * scripts/build.ts on node:http's getters).
  */
 export interface HttpResponse {
   status: number;

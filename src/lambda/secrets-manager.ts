@@ -50,9 +50,7 @@ export interface SecretsManagerOptions {
 }
 
 /** The SDK client, created once per container (its keep-alive connections are reused while warm). */
-export function createSecretsManager(opts: SecretsManagerOptions): SecretsManager & {
-  client: SecretsManagerClient;
-} {
+export function createSecretsManager(opts: SecretsManagerOptions): SecretsManager {
   const client = new SecretsManagerClient({
     region: opts.region,
     credentials: opts.credentials,
@@ -64,7 +62,6 @@ export function createSecretsManager(opts: SecretsManagerOptions): SecretsManage
     },
   });
   return {
-    client,
     async getSecretValue(input) {
       const out = await client.send(new GetSecretValueCommand(input));
       return { VersionId: out.VersionId, SecretString: out.SecretString, SecretBinary: out.SecretBinary };
