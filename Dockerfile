@@ -21,7 +21,7 @@ WORKDIR /app
 COPY --from=build /src/dist/controller.js /src/dist/controller.js.map /app/
 COPY --from=build /src/dist/cli.js /src/dist/cli.js.map /app/
 COPY --from=build /src/dist/lambda/secretsync-lambda.zip /app/lambda/secretsync-lambda.zip
-# The CLI as `secretsync` (doctor, plan, iam-policy) with the controller's own AWS identity.
+# The CLI as `secretsync` (plan, iam-policy; doctor needs reads the controller's role lacks).
 RUN ln -s /app/cli.js /usr/local/bin/secretsync
 ENV NODE_ENV=production
 # Sized for the controller's working set (make bench runs the bundle with this ENV): a 2 MB young
