@@ -102,9 +102,10 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
   };
   const onUnauthorized = () => tokens.invalidate();
   const durationMs = () => Math.round(performance.now() - started);
-  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}) => {
+  /** The run's `sync` line and its metrics line. */
+  const done = (outcome: SyncResponse['outcome'], fields: Record<string, unknown> = {}, keysWritten = 0) => {
     log.info({ ...ctx, outcome, ...fields, durationMs: durationMs() }, 'sync');
-    metrics(log, config, { outcome, durationMs: durationMs(), keysWritten: 0 });
+    metrics(log, config, { outcome, durationMs: durationMs(), keysWritten });
     return { outcome };
   };
   const failed = (error: SyncError) => {
@@ -182,10 +183,9 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
     // A sync that wrote has reported already (alongside its re-check); one that found nothing to do reports now.
     if (!result.wrote) await reportSync(kube, config, { ok: true, result }, new Date(), read);
     const c = result.changes;
-    log.info(
+    done(
+      'Synced',
       {
-        ...ctx,
-        outcome: 'Synced',
         generation,
         versionId: result.versionId,
         keys: result.keys,
@@ -196,15 +196,9 @@ export async function handler(event: unknown, context?: Context): Promise<SyncRe
         removed: c.removed.length,
         unchanged: c.unchanged.length,
         kept: c.kept.length,
-        durationMs: durationMs(),
       },
-      'sync',
+      result.wrote ? c.added.length + c.updated.length + c.removed.length : 0,
     );
-    metrics(log, config, {
-      outcome: 'Synced',
-      durationMs: durationMs(),
-      keysWritten: result.wrote ? c.added.length + c.updated.length + c.removed.length : 0,
-    });
     return { outcome: 'Synced', versionId: result.versionId, keys: result.keys, wrote: result.wrote };
   } catch (err) {
     const error = asSyncError(err);
